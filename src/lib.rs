@@ -1,7 +1,11 @@
 //! repave builds minimal, reproducible OCI images from application source and repaves
 //! them onto patched bases. The library holds the pipeline; `main.rs` is a thin CLI.
 
+pub mod commands;
 pub mod digest;
 pub mod epoch;
+pub mod image;
 pub mod json;
 pub mod layer;
+pub mod reference;
+pub mod store;

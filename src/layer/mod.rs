@@ -1,6 +1,7 @@
 //! The deterministic layer pipeline: entries ([`entry`]), how a directory becomes entries
 //! ([`source`]), and how entries become a compressed, hashed tar blob ([`writer`]).
 
+pub mod batch;
 pub mod entry;
 pub mod source;
 pub mod writer;

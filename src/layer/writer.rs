@@ -224,7 +224,7 @@ fn copy_exact(out: &mut impl Write, path: &Path, size: u64) -> Result<(), LayerE
         path: path.to_path_buf(),
         source,
     };
-    let file = fs_err::File::open(path).map_err(|e| read_err(e.into()))?;
+    let file = fs_err::File::open(path).map_err(read_err)?;
     let mut limited = file.take(size + 1);
     let copied = io::copy(&mut limited, out).map_err(read_err)?;
     if copied != size {
@@ -308,7 +308,9 @@ fn write_pax(out: &mut impl Write, records: &[(&str, Vec<u8>)], epoch: u64) -> i
 mod tests {
     use super::*;
 
-    fn entries_of(tar_bytes: &[u8]) -> Vec<(Vec<u8>, EntryType, u32, u64, Vec<u8>)> {
+    type Row = (Vec<u8>, EntryType, u32, u64, Vec<u8>);
+
+    fn entries_of(tar_bytes: &[u8]) -> Vec<Row> {
         let mut archive = tar::Archive::new(tar_bytes);
         archive
             .entries()

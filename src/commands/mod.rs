@@ -1,0 +1,88 @@
+//! The command-line surface: one file per subcommand, each wiring library pieces
+//! together. Help text comes from the doc comments; `--json` puts exactly one JSON object
+//! on stdout and everything a person reads on stderr.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+mod inspect;
+
+/// Build minimal, reproducible OCI images from source, and repave them onto patched bases.
+#[derive(Debug, Parser)]
+#[command(name = "repave", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Show decisions and cache hits (-v) or everything (-vv) on stderr.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only show warnings and errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Inspect(inspect::Args),
+}
+
+/// Options every command that downloads or caches shares.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CacheArgs {
+    /// Where downloaded packages, indexes and layers are cached.
+    #[arg(long, env = "REPAVE_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl CacheArgs {
+    pub fn dir(&self) -> anyhow::Result<PathBuf> {
+        if let Some(dir) = &self.cache_dir {
+            return Ok(dir.clone());
+        }
+        if let Some(xdg) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+            return Ok(PathBuf::from(xdg).join("repave"));
+        }
+        match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+            Some(home) => Ok(PathBuf::from(home).join(".cache").join("repave")),
+            None => {
+                anyhow::bail!("no cache directory: set HOME, XDG_CACHE_HOME or pass --cache-dir")
+            }
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Inspect(args) => inspect::run(args),
+    }
+}
+
+pub fn init_logging(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (quiet, verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_env("REPAVE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("repave={level},warn")));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+/// Prints `value` as the one JSON object of a `--json` run.
+fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    println!("{text}");
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! Writing a finished image to a target and reading an image from a reference. Output to
+//! an OCI layout is all-or-nothing: a new layout is assembled in a sibling directory and
+//! renamed into place; an existing one gets its blobs first and `index.json` last.
+
+use std::path::{Path, PathBuf};
+
+use crate::digest::Digest;
+use crate::image::assemble::Assembled;
+use crate::reference::Reference;
+use crate::store::layout::{Layout, LayoutError, StoredImage};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("`{0}`: this transport is not supported yet; write to or read from an OCI layout (`oci:DIR[:TAG]`)")]
+    Unsupported(String),
+}
+
+/// One blob of an image and the file it is in now.
+#[derive(Clone, Debug)]
+pub struct BlobSource {
+    pub digest: Digest,
+    pub file: PathBuf,
+}
+
+/// Writes `image` to `target` under its tag and every one of `extra_tags`.
+pub fn write_image(
+    target: &Reference,
+    image: &Assembled,
+    blobs: &[BlobSource],
+    extra_tags: &[String],
+) -> Result<(), StoreError> {
+    match target {
+        Reference::Oci {
+            dir,
+            tag,
+            digest: _,
+        } => {
+            let tag = tag.clone().unwrap_or_else(|| "latest".to_owned());
+            let mut tags = vec![tag];
+            tags.extend(extra_tags.iter().cloned());
+            write_layout(dir, image, blobs, &tags)
+        }
+        other => Err(StoreError::Unsupported(other.to_string())),
+    }
+}
+
+fn write_layout(
+    dir: &Path,
+    image: &Assembled,
+    blobs: &[BlobSource],
+    tags: &[String],
+) -> Result<(), StoreError> {
+    let existing = dir.join("oci-layout").is_file();
+    if existing {
+        let layout = Layout::open(dir)?;
+        fill(&layout, image, blobs, tags)?;
+        return Ok(());
+    }
+    if dir.exists() && fs_err::read_dir(dir)?.next().is_some() {
+        return Err(LayoutError::NotEmpty(dir.to_path_buf()).into());
+    }
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs_err::create_dir_all(&parent)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".repave-staging-")
+        .tempdir_in(&parent)?;
+    let layout = Layout::create(staging.path())?;
+    fill(&layout, image, blobs, tags)?;
+    if dir.exists() {
+        // An empty directory the user made for the output: replace it.
+        fs_err::remove_dir(dir)?;
+    }
+    fs_err::rename(staging.keep(), dir)?;
+    Ok(())
+}
+
+fn fill(
+    layout: &Layout,
+    image: &Assembled,
+    blobs: &[BlobSource],
+    tags: &[String],
+) -> Result<(), StoreError> {
+    for blob in blobs {
+        layout.import_blob(&blob.file, &blob.digest)?;
+    }
+    layout.write_blob(&image.config_bytes)?;
+    layout.write_blob(&image.manifest_bytes)?;
+    let descriptor = crate::image::spec::Descriptor::new(
+        crate::image::spec::MEDIA_TYPE_MANIFEST,
+        image.manifest_digest.clone(),
+        image.manifest_bytes.len() as u64,
+    );
+    for tag in tags {
+        layout.set_tag(tag, &descriptor)?;
+    }
+    Ok(())
+}
+
+/// An image read from a reference, with the layout its blobs are in.
+#[derive(Clone, Debug)]
+pub struct SourceImage {
+    pub layout: Layout,
+    pub image: StoredImage,
+}
+
+impl SourceImage {
+    /// Where each of the image's layer blobs is.
+    pub fn layer_files(&self) -> Vec<BlobSource> {
+        self.image
+            .manifest
+            .layers
+            .iter()
+            .map(|d| BlobSource {
+                digest: d.digest.clone(),
+                file: self.layout.blob_path(&d.digest),
+            })
+            .collect()
+    }
+}
+
+/// Reads the image `reference` names.
+pub fn read_image(reference: &Reference) -> Result<SourceImage, StoreError> {
+    match reference {
+        Reference::Oci { dir, tag, digest } => {
+            let layout = Layout::open(dir)?;
+            let descriptor = layout.resolve(tag.as_deref(), digest.as_ref())?;
+            let image = layout.image(&descriptor)?;
+            for layer in &image.manifest.layers {
+                if !layout.has_blob(&layer.digest) {
+                    return Err(LayoutError::MissingBlob {
+                        layout: dir.clone(),
+                        digest: layer.digest.clone(),
+                    }
+                    .into());
+                }
+            }
+            Ok(SourceImage { layout, image })
+        }
+        other => Err(StoreError::Unsupported(other.to_string())),
+    }
+}
