@@ -2,6 +2,7 @@
 //! them onto patched bases. The library holds the pipeline; `main.rs` is a thin CLI.
 
 pub mod commands;
+pub mod debian;
 pub mod digest;
 pub mod epoch;
 pub mod image;
