@@ -73,7 +73,7 @@ pub fn build_package_base(lock: &Lock, opts: &debian::Options, epoch: u64) -> an
         .tempdir_in(&work_root)
         .with_context(|| format!("cannot create a work directory in {}", work_root.display()))?;
     let inputs = content.layers.into_iter().map(LayerInput::Entries).collect();
-    let written = write_layers(inputs, epoch, work.path())?;
+    let written = write_layers(inputs, epoch, work.path(), None)?;
 
     let mut labels: BTreeMap<String, String> = content.labels;
     labels.insert(LABEL_BASE_NAME.to_owned(), lock.name.clone());

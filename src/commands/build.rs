@@ -69,6 +69,9 @@ pub struct Args {
     /// Print one JSON object on stdout; buildpack output goes to stderr.
     #[arg(long)]
     json: bool,
+    /// Compress every layer again instead of reusing layers cached by earlier builds.
+    #[arg(long)]
+    no_cache: bool,
     #[command(flatten)]
     packages: PackageArgs,
 }
@@ -149,7 +152,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     fs_err::create_dir_all(&work_root)?;
     let work = tempfile::Builder::new().prefix("export-").tempdir_in(&work_root)?;
     let (image_layers, excluded, blobs, written_layers) =
-        export_layers(&output, &rules, epoch, work.path())?;
+        export_layers(&output, &rules, epoch, work.path(), (!args.no_cache).then_some(cache.as_path()))?;
     let settings = settings(&args, &base, &output, &image_layers, env, labels, epoch)?;
     let base_layers = &base.image.image.manifest.layers;
     let assembled = assemble(base_config, base_layers, &written_layers, &settings)?;
@@ -203,7 +206,13 @@ struct ImageLayer {
 type Exported = (Vec<ImageLayer>, Vec<String>, Vec<BlobSource>, Vec<NewLayer>);
 
 /// Writes one layer per launch layer and one for the app, in parallel.
-fn export_layers(output: &BuildOutput, rules: &Rules, epoch: u64, work: &std::path::Path) -> anyhow::Result<Exported> {
+fn export_layers(
+    output: &BuildOutput,
+    rules: &Rules,
+    epoch: u64,
+    work: &std::path::Path,
+    cache: Option<&std::path::Path>,
+) -> anyhow::Result<Exported> {
     let mut inputs = Vec::new();
     let mut names = Vec::new();
     for layer in &output.layers {
@@ -224,7 +233,7 @@ fn export_layers(output: &BuildOutput, rules: &Rules, epoch: u64, work: &std::pa
     });
     names.push((None, "app".to_owned()));
 
-    let written = write_layers(inputs, epoch, work)?;
+    let written = write_layers(inputs, epoch, work, cache)?;
     let mut image_layers = Vec::new();
     let mut blobs = Vec::new();
     let mut new_layers = Vec::new();

@@ -1,6 +1,10 @@
 //! Writes several layers at once: each layer is collected, tarred, compressed and hashed
 //! on its own rayon task, so a build's layers take about as long as the largest one. The
 //! bytes of a layer never depend on how many threads ran.
+//!
+//! With a cache directory, a layer whose tar stream (diff_id) was compressed before is not
+//! compressed again: the tar is first only hashed, which costs a read and a sha256, and the
+//! cached blob is reused when one exists for that diff_id.
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +12,8 @@ use rayon::prelude::*;
 
 use super::entry::Entry;
 use super::source::{self, Collected, Rules, SourceError};
-use super::writer::{write_layer, LayerBlob, LayerError};
+use super::writer::{write_layer, write_tar, LayerBlob, LayerError};
+use crate::digest::{Digest, DigestWriter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
@@ -16,6 +21,11 @@ pub enum BatchError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Layer(#[from] LayerError),
+    #[error("layer cache `{}`: {source}", .path.display())]
+    Cache {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Where one layer's content comes from.
@@ -59,7 +69,10 @@ pub fn write_layers(
                 LayerInput::Entries(entries) => (entries, Collected::default()),
             };
             let file = work_dir.join(format!("layer-{i}.tar.gz"));
-            let blob = write_layer(entries, epoch, &file)?;
+            let (blob, file) = match cache {
+                Some(cache) => cached_layer(entries, epoch, file, cache)?,
+                None => (write_layer(entries, epoch, &file)?, file),
+            };
             Ok(WrittenLayer {
                 blob,
                 file,
@@ -67,4 +80,71 @@ pub fn write_layers(
             })
         })
         .collect()
+}
+
+/// A layer from the cache when its diff_id is known there, else written and cached.
+fn cached_layer(
+    entries: Vec<Entry>,
+    epoch: u64,
+    file: PathBuf,
+    cache: &Path,
+) -> Result<(LayerBlob, PathBuf), BatchError> {
+    let mut hasher = DigestWriter::new(std::io::sink());
+    write_tar(entries.clone(), epoch, &mut hasher)?;
+    let (_, diff_id, _) = hasher.finish();
+
+    let index = cache.join("layers").join(diff_id.hex());
+    if let Some((digest, size)) = read_index(&index) {
+        let blob_file = cache.join("blobs").join("sha256").join(digest.hex());
+        if blob_file.metadata().map(|m| m.len()) == Ok(size) {
+            tracing::debug!(%diff_id, "layer found in cache");
+            let blob = LayerBlob {
+                digest,
+                diff_id,
+                size,
+            };
+            return Ok((blob, blob_file));
+        }
+    }
+
+    let blob = write_layer(entries, epoch, &file)?;
+    if blob.diff_id != diff_id {
+        // The content changed between the two passes; the written layer is what counts,
+        // and it is not cached under a key that does not describe it.
+        return Ok((blob, file));
+    }
+    store(cache, &blob, &file).map_err(|(path, source)| BatchError::Cache { path, source })?;
+    Ok((blob, file))
+}
+
+fn read_index(path: &Path) -> Option<(Digest, u64)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let (digest, size) = text.trim().split_once(' ')?;
+    Some((digest.parse().ok()?, size.parse().ok()?))
+}
+
+fn store(cache: &Path, blob: &LayerBlob, file: &Path) -> Result<(), (PathBuf, std::io::Error)> {
+    let blobs = cache.join("blobs").join("sha256");
+    let layers = cache.join("layers");
+    for dir in [&blobs, &layers] {
+        std::fs::create_dir_all(dir).map_err(|e| (dir.clone(), e))?;
+    }
+    let blob_file = blobs.join(blob.digest.hex());
+    if !blob_file.exists() && std::fs::hard_link(file, &blob_file).is_err() {
+        let tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(&blobs)
+            .map_err(|e| (blobs.clone(), e))?;
+        std::fs::copy(file, tmp.path()).map_err(|e| (file.to_path_buf(), e))?;
+        tmp.persist(&blob_file).map_err(|e| (blob_file.clone(), e.error))?;
+    }
+    let index = layers.join(blob.diff_id.hex());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(&layers)
+        .map_err(|e| (layers.clone(), e))?;
+    std::io::Write::write_all(&mut tmp, format!("{} {}\n", blob.digest, blob.size).as_bytes())
+        .map_err(|e| (index.clone(), e))?;
+    tmp.persist(&index).map_err(|e| (index.clone(), e.error))?;
+    Ok(())
 }
