@@ -422,3 +422,89 @@ fn sdist_only_requirement_fails_with_a_clear_message() {
     );
     assert!(err.contains("source distribution"), "{err}");
 }
+
+/// The diff_id of every layer the build produced (launch layers and the app), as the
+/// exporter would write them.
+fn layer_digests(output: &BuildOutput) -> Vec<(String, String)> {
+    use crate::layer::source::{collect, Rules};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut dirs: Vec<(String, PathBuf)> = output
+        .layers
+        .iter()
+        .map(|l| (l.image_path.clone(), l.dir.clone()))
+        .collect();
+    dirs.push(("workspace".to_owned(), output.app_dir.clone()));
+    dirs.into_iter()
+        .map(|(prefix, dir)| {
+            let collected = collect(&dir, prefix.as_bytes(), &Rules::default()).unwrap();
+            let blob =
+                crate::layer::write_layer(collected.entries, 315_532_801, &tmp.path().join("l"))
+                    .unwrap();
+            (prefix, blob.diff_id.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn equal_inputs_give_equal_layers() {
+    // Two independent builds (separate caches and scratch directories) of the same apps.
+    for name in ["node", "python-flask"] {
+        let first = detect_and_build(name, false).unwrap();
+        let second = detect_and_build(name, false).unwrap();
+        assert_eq!(
+            layer_digests(&first.output),
+            layer_digests(&second.output),
+            "{name}"
+        );
+    }
+
+    // A rebuild that reuses the Go build cache gives the same binary.
+    let cache = tempfile::tempdir().unwrap();
+    let dir = builtin_dir_in(cache.path()).unwrap();
+    let buildpacks = load(std::slice::from_ref(&dir)).unwrap();
+    let order = load_order(&dir.join("order.toml"), &buildpacks).unwrap();
+    let detection = detect(&fixture("go"), &order, &buildpacks).unwrap();
+    let ctx = BuildContext {
+        base_packages: vec![],
+        base_has_sh: false,
+        target_os: "linux".into(),
+        target_arch: "amd64".into(),
+        target_distro_name: "debian".into(),
+        target_distro_version: "12".into(),
+        cache_dir: cache.path().join("cache"),
+        rules: Default::default(),
+        output: None,
+    };
+    let cold = build(&fixture("go"), &detection, &ctx).unwrap();
+    let warm = build(&fixture("go"), &detection, &ctx).unwrap();
+    assert_eq!(layer_digests(&cold), layer_digests(&warm));
+}
+
+#[test]
+fn procfile_alone_runs_on_the_static_base() {
+    let dir = tempfile::tempdir().unwrap();
+    fs_err::write(
+        dir.path().join("Procfile"),
+        "web: ./server --port-from-env\n",
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let bpdir = builtin_dir_in(cache.path()).unwrap();
+    let buildpacks = load(std::slice::from_ref(&bpdir)).unwrap();
+    let order = load_order(&bpdir.join("order.toml"), &buildpacks).unwrap();
+    let detection = detect(dir.path(), &order, &buildpacks).unwrap();
+    assert_eq!(
+        detection
+            .group
+            .iter()
+            .map(|b| b.id.as_str())
+            .collect::<Vec<_>>(),
+        ["repave/procfile"]
+    );
+    assert_eq!(detection.base.as_deref(), Some("static"));
+    let trace = format_trace(&detection.trace);
+    assert!(
+        trace.contains("repave/procfile: pass: found Procfile with processes: web"),
+        "{trace}"
+    );
+}

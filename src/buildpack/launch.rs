@@ -10,6 +10,8 @@ pub struct Process {
     pub r#type: String,
     pub command: Vec<String>,
     pub default: bool,
+    /// The buildpack whose `launch.toml` declared it.
+    pub buildpack_id: String,
 }
 
 #[derive(Deserialize)]
@@ -31,10 +33,11 @@ struct RawProcess {
     working_dir: Option<String>,
 }
 
-/// Parses the text of a `launch.toml`; `args` are appended to `command`.
+/// Parses the text of the `launch.toml` that `buildpack_id` wrote; `args` are appended to
+/// `command`.
 // Limitation: a process `working-dir` other than /workspace is refused, since the image has
 // one working directory for every process.
-pub fn parse_launch(text: &str) -> Result<Vec<Process>, String> {
+pub fn parse_launch(text: &str, buildpack_id: &str) -> Result<Vec<Process>, String> {
     let launch: LaunchToml = toml::from_str(text).map_err(|e| e.message().to_owned())?;
     let mut processes = Vec::new();
     for raw in launch.processes {
@@ -64,6 +67,7 @@ pub fn parse_launch(text: &str) -> Result<Vec<Process>, String> {
             r#type: raw.r#type,
             command,
             default: raw.default,
+            buildpack_id: buildpack_id.to_owned(),
         });
     }
     Ok(processes)
@@ -90,7 +94,7 @@ command = ["celery"]
 key = "ignored"
 value = "yes"
 "#;
-        let processes = parse_launch(text).unwrap();
+        let processes = parse_launch(text, "x/py").unwrap();
         assert_eq!(
             processes,
             vec![
@@ -103,11 +107,13 @@ value = "yes"
                         "8080".into()
                     ],
                     default: true,
+                    buildpack_id: "x/py".into(),
                 },
                 Process {
                     r#type: "worker".into(),
                     command: vec!["celery".into()],
                     default: false,
+                    buildpack_id: "x/py".into(),
                 },
             ]
         );
@@ -117,15 +123,21 @@ value = "yes"
     fn refuses_bad_processes() {
         let shell_string = "[[processes]]\ntype = \"web\"\ncommand = \"node app.js\"\n";
         assert!(
-            parse_launch(shell_string).is_err(),
+            parse_launch(shell_string, "x").is_err(),
             "API 0.9+ commands are arrays"
         );
         let empty = "[[processes]]\ntype = \"web\"\ncommand = []\n";
-        assert!(parse_launch(empty).unwrap_err().contains("empty command"));
+        assert!(parse_launch(empty, "x")
+            .unwrap_err()
+            .contains("empty command"));
         let bad_type = "[[processes]]\ntype = \"a b\"\ncommand = [\"x\"]\n";
-        assert!(parse_launch(bad_type).unwrap_err().contains("process type"));
+        assert!(parse_launch(bad_type, "x")
+            .unwrap_err()
+            .contains("process type"));
         let elsewhere = "[[processes]]\ntype = \"w\"\ncommand = [\"x\"]\nworking-dir = \"/srv\"\n";
-        assert!(parse_launch(elsewhere).unwrap_err().contains("working-dir"));
-        assert_eq!(parse_launch("").unwrap(), vec![]);
+        assert!(parse_launch(elsewhere, "x")
+            .unwrap_err()
+            .contains("working-dir"));
+        assert_eq!(parse_launch("", "x").unwrap(), vec![]);
     }
 }

@@ -12,6 +12,8 @@ mod sandbox;
 
 #[cfg(test)]
 mod fixtures_test;
+#[cfg(test)]
+mod procfile_test;
 
 use std::path::{Path, PathBuf};
 

@@ -332,7 +332,7 @@ fn collect_processes(
         return Ok(());
     }
     let text = fs_err::read_to_string(&path)?;
-    let processes = parse_launch(&text).map_err(|message| BuildpackError::BadOutput {
+    let processes = parse_launch(&text, &bp.id).map_err(|message| BuildpackError::BadOutput {
         id: bp.id.clone(),
         path: path.clone(),
         message,

@@ -10,8 +10,32 @@ use std::sync::{Arc, Mutex};
 
 use super::BuildpackError;
 
-/// Where buildpack output goes as it runs, for example repave's stderr.
-pub type OutputSink = Arc<Mutex<dyn Write + Send>>;
+/// Where buildpack output goes as it runs.
+#[derive(Clone)]
+pub enum OutputSink {
+    /// repave's own stderr, so stdout stays clean for `--json`.
+    Stderr,
+    Writer(Arc<Mutex<dyn Write + Send>>),
+}
+
+impl OutputSink {
+    fn write_line(&self, line: &[u8]) -> std::io::Result<()> {
+        match self {
+            OutputSink::Stderr => {
+                let mut stderr = std::io::stderr().lock();
+                stderr.write_all(line)?;
+                stderr.flush()
+            }
+            OutputSink::Writer(writer) => {
+                let mut writer = writer
+                    .lock()
+                    .map_err(|_| std::io::Error::other("output writer poisoned"))?;
+                writer.write_all(line)?;
+                writer.flush()
+            }
+        }
+    }
+}
 
 /// How much of a step's output an error message repeats.
 const OUTPUT_TAIL: usize = 16 * 1024;
@@ -137,10 +161,8 @@ fn forward(stream: impl Read, collected: &Mutex<Vec<u8>>, sink: Option<&OutputSi
             all.extend_from_slice(&line);
         }
         if let Some(sink) = sink {
-            if let Ok(mut sink) = sink.lock() {
-                // Output that cannot be shown is still kept for the error message.
-                let _ = sink.write_all(&line).and_then(|()| sink.flush());
-            }
+            // Output that cannot be shown is still kept for the error message.
+            let _ = sink.write_line(&line);
         }
     }
 }
