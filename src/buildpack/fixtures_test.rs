@@ -29,6 +29,33 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, u64)> {
     all
 }
 
+fn context(
+    cache_dir: PathBuf,
+    base_packages: Vec<(String, String)>,
+    base_has_sh: bool,
+) -> BuildContext {
+    BuildContext {
+        base_packages,
+        base_has_sh,
+        target_os: "linux".into(),
+        target_arch: "amd64".into(),
+        target_distro_name: "debian".into(),
+        target_distro_version: "12".into(),
+        cache_dir,
+        rules: Default::default(),
+        output: None,
+    }
+}
+
+/// The packages of a Debian 12 python base that the Python buildpack reads.
+fn python_base() -> Vec<(String, String)> {
+    vec![
+        ("libc6".into(), "2.36-9+deb12u10".into()),
+        ("python3.11".into(), "3.11.2-6+deb12u6".into()),
+        ("python3.11-minimal".into(), "3.11.2-6+deb12u6".into()),
+    ]
+}
+
 struct Built {
     detection: Detection,
     output: BuildOutput,
@@ -44,21 +71,7 @@ fn detect_and_build(name: &str, base_has_sh: bool) -> Result<Built, BuildpackErr
     let before = snapshot(&app);
 
     let detection = detect(&app, &order, &buildpacks)?;
-    let ctx = BuildContext {
-        base_packages: vec![
-            ("libc6".into(), "2.36-9+deb12u10".into()),
-            ("python3.11".into(), "3.11.2-6+deb12u6".into()),
-            ("python3.11-minimal".into(), "3.11.2-6+deb12u6".into()),
-        ],
-        base_has_sh,
-        target_os: "linux".into(),
-        target_arch: "amd64".into(),
-        target_distro_name: "debian".into(),
-        target_distro_version: "12".into(),
-        cache_dir: cache.path().join("cache"),
-        rules: Default::default(),
-        output: None,
-    };
+    let ctx = context(cache.path().join("cache"), python_base(), base_has_sh);
     let output = build(&app, &detection, &ctx);
     assert_eq!(
         snapshot(&app),
@@ -348,17 +361,7 @@ fn build_dir(app: &Path, base_has_sh: bool) -> Result<BuildOutput, BuildpackErro
     let buildpacks = load(std::slice::from_ref(&dir)).unwrap();
     let order = load_order(&dir.join("order.toml"), &buildpacks).unwrap();
     let detection = detect(app, &order, &buildpacks)?;
-    let ctx = BuildContext {
-        base_packages: vec![],
-        base_has_sh,
-        target_os: "linux".into(),
-        target_arch: "amd64".into(),
-        target_distro_name: "debian".into(),
-        target_distro_version: "12".into(),
-        cache_dir: cache.path().join("cache"),
-        rules: Default::default(),
-        output: None,
-    };
+    let ctx = context(cache.path().join("cache"), vec![], base_has_sh);
     build(app, &detection, &ctx)
 }
 
@@ -401,20 +404,7 @@ fn sdist_only_requirement_fails_with_a_clear_message() {
     let buildpacks = load(std::slice::from_ref(&bpdir)).unwrap();
     let order = load_order(&bpdir.join("order.toml"), &buildpacks).unwrap();
     let detection = detect(dir.path(), &order, &buildpacks).unwrap();
-    let ctx = BuildContext {
-        base_packages: vec![
-            ("libc6".into(), "2.36-9+deb12u10".into()),
-            ("python3.11".into(), "3.11.2-6+deb12u6".into()),
-        ],
-        base_has_sh: false,
-        target_os: "linux".into(),
-        target_arch: "amd64".into(),
-        target_distro_name: "debian".into(),
-        target_distro_version: "12".into(),
-        cache_dir: cache.path().join("cache"),
-        rules: Default::default(),
-        output: None,
-    };
+    let ctx = context(cache.path().join("cache"), python_base(), false);
     let err = build(dir.path(), &detection, &ctx).unwrap_err().to_string();
     assert!(
         err.contains("build of buildpack `repave/python` failed"),
@@ -464,17 +454,7 @@ fn equal_inputs_give_equal_layers() {
     let buildpacks = load(std::slice::from_ref(&dir)).unwrap();
     let order = load_order(&dir.join("order.toml"), &buildpacks).unwrap();
     let detection = detect(&fixture("go"), &order, &buildpacks).unwrap();
-    let ctx = BuildContext {
-        base_packages: vec![],
-        base_has_sh: false,
-        target_os: "linux".into(),
-        target_arch: "amd64".into(),
-        target_distro_name: "debian".into(),
-        target_distro_version: "12".into(),
-        cache_dir: cache.path().join("cache"),
-        rules: Default::default(),
-        output: None,
-    };
+    let ctx = context(cache.path().join("cache"), vec![], false);
     let cold = build(&fixture("go"), &detection, &ctx).unwrap();
     let warm = build(&fixture("go"), &detection, &ctx).unwrap();
     assert_eq!(layer_digests(&cold), layer_digests(&warm));
@@ -506,5 +486,35 @@ fn procfile_alone_runs_on_the_static_base() {
     assert!(
         trace.contains("repave/procfile: pass: found Procfile with processes: web"),
         "{trace}"
+    );
+}
+
+#[test]
+fn pyproject_dependencies_are_installed_without_the_project() {
+    let dir = tempfile::tempdir().unwrap();
+    fs_err::write(
+        dir.path().join("pyproject.toml"),
+        "[project]\nname = \"demo\"\nversion = \"1.0\"\ndependencies = [\"itsdangerous==2.2.0\"]\n",
+    )
+    .unwrap();
+    fs_err::write(dir.path().join("main.py"), "import itsdangerous\n").unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let bpdir = builtin_dir_in(cache.path()).unwrap();
+    let buildpacks = load(std::slice::from_ref(&bpdir)).unwrap();
+    let order = load_order(&bpdir.join("order.toml"), &buildpacks).unwrap();
+    let detection = detect(dir.path(), &order, &buildpacks).unwrap();
+    let ctx = context(cache.path().join("cache"), python_base(), false);
+    let output = build(dir.path(), &detection, &ctx).unwrap();
+    let packages = &output.layers[0];
+    assert_eq!(packages.image_path, "layers/repave_python/packages");
+    assert!(packages.dir.join("itsdangerous/__init__.py").is_file());
+    let names: Vec<String> = fs_err::read_dir(&packages.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.starts_with("demo")), "{names:?}");
+    assert_eq!(
+        output.default().unwrap().command,
+        ["/usr/bin/python3", "/workspace/main.py"]
     );
 }
