@@ -7,7 +7,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::CacheArgs;
-use crate::buildpack::{self, Buildpack, Detection};
+use crate::buildpack::{self, Detection};
 
 /// Show which buildpacks apply to an app directory and why.
 #[derive(Debug, clap::Args)]
@@ -44,7 +44,6 @@ struct Step {
 /// An app directory with the buildpacks that apply to it.
 pub struct Detected {
     pub app: PathBuf,
-    pub buildpacks: Vec<Buildpack>,
     pub detection: Detection,
     /// Where the built-in buildpacks (and base definitions) were written out.
     pub builtin: PathBuf,
@@ -72,7 +71,6 @@ pub fn detect_app(dir: &Path, extra: &[PathBuf], cache: &Path) -> anyhow::Result
         .with_context(|| format!("no buildpack applies to `{}`", app.display()))?;
     Ok(Detected {
         app,
-        buildpacks,
         detection,
         builtin,
     })

@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+mod base;
+mod build;
+mod detect;
 mod inspect;
+mod lock;
 
 /// Build minimal, reproducible OCI images from source, and repave them onto patched bases.
 #[derive(Debug, Parser)]
@@ -26,6 +30,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Build(build::Args),
+    Lock(lock::Args),
+    Detect(detect::Args),
+    /// Lock and build package bases.
+    #[command(subcommand)]
+    Base(base::Command),
     Inspect(inspect::Args),
 }
 
@@ -56,6 +66,10 @@ impl CacheArgs {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Build(args) => build::run(args),
+        Command::Lock(args) => lock::run(args),
+        Command::Detect(args) => detect::run(args),
+        Command::Base(command) => base::run(command),
         Command::Inspect(args) => inspect::run(args),
     }
 }

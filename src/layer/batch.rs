@@ -51,10 +51,12 @@ pub struct WrittenLayer {
 }
 
 /// Writes each input as a layer file under `work_dir`, in parallel, keeping input order.
+/// With `cache`, layers already compressed once are taken from it and new ones added.
 pub fn write_layers(
     inputs: Vec<LayerInput>,
     epoch: u64,
     work_dir: &Path,
+    cache: Option<&Path>,
 ) -> Result<Vec<WrittenLayer>, BatchError> {
     inputs
         .into_par_iter()
@@ -96,7 +98,7 @@ fn cached_layer(
     let index = cache.join("layers").join(diff_id.hex());
     if let Some((digest, size)) = read_index(&index) {
         let blob_file = cache.join("blobs").join("sha256").join(digest.hex());
-        if blob_file.metadata().map(|m| m.len()) == Ok(size) {
+        if blob_file.metadata().is_ok_and(|m| m.len() == size) {
             tracing::debug!(%diff_id, "layer found in cache");
             let blob = LayerBlob {
                 digest,
