@@ -1,6 +1,7 @@
-//! Embeds the built-in buildpacks (`buildpacks/`, without the base definitions in
-//! `buildpacks/bases/`) into the binary as a sorted list of (path, mode, bytes), so an
-//! installed repave carries the exact buildpacks of its version.
+//! Cargo build script (named in Cargo.toml's `build`, kept in src/ so the top level holds
+//! only what the project layout allows): embeds `buildpacks/`, base definitions included,
+//! into the binary as a sorted list of (path, mode, bytes), so an installed repave carries
+//! the exact buildpacks and bases of its version.
 
 use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
@@ -41,9 +42,6 @@ fn walk(root: &Path, dir: &Path, files: &mut Vec<(String, u32, PathBuf)>) {
             .to_str()
             .unwrap_or_else(|| panic!("{} is not UTF-8", path.display()))
             .to_owned();
-        if rel == "bases" {
-            continue;
-        }
         let meta = std::fs::metadata(&path)
             .unwrap_or_else(|e| panic!("cannot stat {}: {e}", path.display()));
         println!("cargo:rerun-if-changed={}", path.display());
