@@ -587,6 +587,33 @@ fn project_exclude_rules_use_gitignore_syntax() {
 }
 
 #[test]
+fn project_include_rules_take_only_matching_paths() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = temp.path().join("app");
+    rules_fixture(&app);
+    let rules = Rules {
+        include: ["src/", "*.toml", "*.md"].map(str::to_owned).to_vec(),
+        exclude: vec!["*.pyc".to_owned()],
+        origin: PathBuf::from("project.toml"),
+    };
+    let collected = collect(&app, b"workspace", &rules).expect("collect");
+    assert_eq!(collected.excluded, ["src/cache/x.pyc"]);
+    let (file, _) = layer(temp.path(), collected.entries);
+    assert_eq!(
+        names(&python_tar_members(&file)),
+        [
+            "workspace",
+            "workspace/docs",
+            "workspace/docs/guide.md",
+            "workspace/project.toml",
+            "workspace/src",
+            "workspace/src/cache",
+            "workspace/src/main.py",
+        ]
+    );
+}
+
+#[test]
 fn a_bad_pattern_is_reported_with_its_file() {
     let temp = tempfile::tempdir().expect("temp dir");
     let rules = Rules {
