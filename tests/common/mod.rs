@@ -17,7 +17,7 @@ use serde_json::Value;
 
 // Each test binary uses some of these.
 #[allow(unused_imports)]
-pub use image::{empty_base, write_test_image};
+pub use image::{assemble_test_image, empty_base, oci_reference, write_test_image};
 #[allow(unused_imports)]
 pub use run::{run_image, run_image_with_env, RunningApp};
 #[allow(unused_imports)]
