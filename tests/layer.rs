@@ -729,7 +729,7 @@ fn reproducibility_fixture(root: &Path) {
     fs::create_dir_all(root.join("empty/dir")).expect("mkdir");
     // Large enough for many deflate blocks.
     let mut state = 7u32;
-    let data: Vec<u8> = (0..3 << 20)
+    let data: Vec<u8> = (0..1 << 20)
         .map(|i| {
             state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
             if i % 3 == 0 {
@@ -851,4 +851,43 @@ fn copies_that_differ_on_disk_give_the_same_digests() {
     let (_, twisted) = digests_in_child(name, &twisted_copy, &Variant::twisted());
     assert_eq!(plain, fixture_layer_digests(&fixture));
     assert_eq!(plain, twisted);
+}
+
+#[test]
+fn a_file_that_changes_or_vanishes_fails_the_write_and_leaves_no_layer() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = temp.path().join("app");
+    write(&app.join("a.txt"), "a", 0o644);
+    write(&app.join("grows.log"), "12345", 0o644);
+    write(&app.join("z.txt"), "z", 0o644);
+    let entries = collect_app(&app).entries;
+    let dest = temp.path().join("layer.tar.gz");
+
+    // Written to after it was collected: the layer would be torn.
+    fs::write(app.join("grows.log"), "1234567890").expect("write");
+    let err = write_layer(entries.clone(), EPOCH, &dest).expect_err("changed size");
+    assert!(
+        err.to_string()
+            .contains(&app.join("grows.log").display().to_string()),
+        "{err}"
+    );
+    assert!(
+        !dest.exists(),
+        "no partial layer is left at {}",
+        dest.display()
+    );
+
+    fs::write(app.join("grows.log"), "12345").expect("write");
+    fs::remove_file(app.join("z.txt")).expect("remove");
+    let err = write_layer(entries, EPOCH, &dest).expect_err("vanished");
+    assert!(
+        err.to_string()
+            .contains(&app.join("z.txt").display().to_string()),
+        "{err}"
+    );
+    assert!(
+        !dest.exists(),
+        "no partial layer is left at {}",
+        dest.display()
+    );
 }
