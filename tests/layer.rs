@@ -9,7 +9,6 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -53,14 +52,6 @@ fn member<'a>(members: &'a [TarMember], name: &str) -> &'a TarMember {
         .iter()
         .find(|m| m.name == name.as_bytes())
         .unwrap_or_else(|| panic!("no member {name} in {:?}", names(members)))
-}
-
-fn write(path: &Path, content: &str, mode: u32) {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).expect("mkdir");
-    }
-    fs::write(path, content).expect("write");
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
 /// The uncompressed tar stream of a layer file.
@@ -140,18 +131,18 @@ fn golden_layer_from_entries_has_pinned_digests() {
 fn golden_layer_from_a_directory_has_pinned_digests() {
     let temp = tempfile::tempdir().expect("temp dir");
     let app = temp.path().join("app");
-    write(&app.join("main.py"), "print('hello')\n", 0o664);
-    write(
+    write_file(&app.join("main.py"), "print('hello')\n", 0o664);
+    write_file(
         &app.join("bin/start"),
         "#!/bin/sh\nexec python3 main.py\n",
         0o775,
     );
-    write(
+    write_file(
         &app.join("static/site.css"),
         &"body { color: #333 }\n".repeat(300),
         0o600,
     );
-    write(&app.join(".env"), "SECRET=1\n", 0o600);
+    write_file(&app.join(".env"), "SECRET=1\n", 0o600);
     fs::hard_link(app.join("main.py"), app.join("static/main-copy.py")).expect("link");
     symlink("static/site.css", app.join("site.css")).expect("symlink");
 
@@ -282,7 +273,7 @@ fn symlinks_are_stored_as_links_and_never_followed() {
     )
     .expect("mkfifo");
     let app = temp.path().join("app");
-    write(&app.join("index.html"), "hi", 0o644);
+    write_file(&app.join("index.html"), "hi", 0o644);
     symlink(&outside, app.join("absolute")).expect("symlink");
     symlink("../outside", app.join("relative")).expect("symlink");
     symlink("index.html", app.join("home.html")).expect("symlink");
@@ -319,7 +310,7 @@ fn hard_links_are_one_file_and_link_entries_that_gnu_tar_extracts_as_links() {
     let temp = tempfile::tempdir().expect("temp dir");
     let app = temp.path().join("app");
     // The link made first sorts last: the content goes with the first path in order.
-    write(&app.join("z/original.txt"), "shared content", 0o644);
+    write_file(&app.join("z/original.txt"), "shared content", 0o644);
     fs::create_dir(app.join("m")).expect("mkdir");
     fs::hard_link(app.join("z/original.txt"), app.join("a.txt")).expect("link");
     fs::hard_link(app.join("z/original.txt"), app.join("m/b.txt")).expect("link");
@@ -359,10 +350,10 @@ fn hard_links_are_one_file_and_link_entries_that_gnu_tar_extracts_as_links() {
 fn special_bits_are_dropped_for_app_content_and_kept_for_explicit_entries() {
     let temp = tempfile::tempdir().expect("temp dir");
     let app = temp.path().join("app");
-    write(&app.join("setuid"), "x", 0o4755);
-    write(&app.join("setgid"), "x", 0o2640);
-    write(&app.join("group-exec"), "x", 0o654);
-    write(&app.join("shared/file"), "x", 0o666);
+    write_file(&app.join("setuid"), "x", 0o4755);
+    write_file(&app.join("setgid"), "x", 0o2640);
+    write_file(&app.join("group-exec"), "x", 0o654);
+    write_file(&app.join("shared/file"), "x", 0o666);
     fs::set_permissions(app.join("shared"), fs::Permissions::from_mode(0o1777)).expect("chmod");
     let mut entries = collect_app(&app).entries;
     entries.push(Entry::file("usr/bin/passwd", "x", 0o4755));
@@ -413,7 +404,7 @@ fn mknod(path: &Path, kind: rustix::fs::FileType, dev: rustix::fs::Dev) {
 fn a_fifo_is_refused_by_name_and_never_opened() {
     let temp = tempfile::tempdir().expect("temp dir");
     let app = temp.path().join("app");
-    write(&app.join("main.py"), "x", 0o644);
+    write_file(&app.join("main.py"), "x", 0o644);
     let fifo = app.join("logs/pipe");
     fs::create_dir_all(fifo.parent().expect("parent")).expect("mkdir");
     mknod(&fifo, rustix::fs::FileType::Fifo, 0);
@@ -468,7 +459,7 @@ fn devices_are_refused_by_name() {
     ] {
         let temp = tempfile::tempdir().expect("temp dir");
         let app = temp.path().join("app");
-        write(&app.join("main.py"), "x", 0o644);
+        write_file(&app.join("main.py"), "x", 0o644);
         let node = app.join("node");
         mknod(&node, kind, dev);
         let message = collect(&app, b"workspace", &Rules::default())
@@ -483,7 +474,7 @@ fn devices_are_refused_by_name() {
 fn sockets_are_skipped_and_reported() {
     let temp = tempfile::tempdir().expect("temp dir");
     let app = temp.path().join("app");
-    write(&app.join("main.py"), "x", 0o644);
+    write_file(&app.join("main.py"), "x", 0o644);
     let _listener = std::os::unix::net::UnixListener::bind(app.join("app.sock")).expect("bind");
 
     let collected = collect_app(&app);
@@ -508,7 +499,7 @@ fn default_exclusions_leave_out_vcs_data_dotenv_files_and_private_keys() {
         "sub/.env",
         "app.py",
     ] {
-        write(&app.join(path), "x", 0o644);
+        write_file(&app.join(path), "x", 0o644);
     }
 
     let collected = collect_app(&app);
@@ -548,7 +539,7 @@ fn rules_fixture(app: &Path) {
         "notes.log",
         "keep.log",
     ] {
-        write(&app.join(path), "x", 0o644);
+        write_file(&app.join(path), "x", 0o644);
     }
     fs::create_dir_all(app.join("empty")).expect("mkdir");
 }
@@ -632,11 +623,11 @@ fn a_bad_pattern_is_reported_with_its_file() {
 fn every_entry_gets_the_epoch_and_root_with_empty_names() {
     let temp = tempfile::tempdir().expect("temp dir");
     let app = temp.path().join("app");
-    write(&app.join("a/b.txt"), "x", 0o644);
-    write(&app.join("c.sh"), "x", 0o755);
+    write_file(&app.join("a/b.txt"), "x", 0o644);
+    write_file(&app.join("c.sh"), "x", 0o755);
     symlink("c.sh", app.join("d")).expect("symlink");
     let long = format!("{}.txt", "l".repeat(200));
-    write(&app.join(&long), "x", 0o644);
+    write_file(&app.join(&long), "x", 0o644);
     for path in ["a/b.txt", "c.sh", "a", &long] {
         std::os::unix::fs::chown(app.join(path), Some(1000), Some(1000)).expect("chown");
         let file = fs::File::open(app.join(path)).expect("open");
@@ -709,157 +700,13 @@ fn entries_are_sorted_with_each_parent_once() {
     assert!(err.to_string().contains("`x`"), "{err}");
 }
 
-/// A tree with something of every kind the rules treat specially.
-fn reproducibility_fixture(root: &Path) {
-    write(&root.join("app.py"), "print('hi')\n", 0o644);
-    write(&root.join("bin/start"), "#!/bin/sh\n", 0o755);
-    write(&root.join(".git/HEAD"), "ref: refs/heads/main\n", 0o644);
-    write(
-        &root.join(format!("deep/{}", "n".repeat(180))),
-        "long",
-        0o644,
-    );
-    fs::write(
-        root.join(std::ffi::OsStr::from_bytes(b"bin/\xfe\xff")),
-        "raw",
-    )
-    .expect("write");
-    fs::hard_link(root.join("app.py"), root.join("bin/app-link.py")).expect("link");
-    symlink("../app.py", root.join("bin/app")).expect("symlink");
-    fs::create_dir_all(root.join("empty/dir")).expect("mkdir");
-    // Large enough for many deflate blocks.
-    let mut state = 7u32;
-    let data: Vec<u8> = (0..1 << 20)
-        .map(|i| {
-            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            if i % 3 == 0 {
-                b'a'
-            } else {
-                (state >> 24) as u8
-            }
-        })
-        .collect();
-    fs::write(root.join("data.bin"), data).expect("write");
-}
-
-const CHILD_DIR: &str = "REPAVE_TEST_LAYER_DIR";
-const CHILD_OUT: &str = "REPAVE_TEST_LAYER_OUT";
-
-/// When this process is a child started by [`digests_in_child`], writes the layers of
-/// the directory it was given, records their digests and rayon's thread count, and
-/// returns true.
-fn act_as_child() -> bool {
-    let Some(dir) = std::env::var_os(CHILD_DIR) else {
-        return false;
-    };
-    let mut lines = vec![format!("threads={}", rayon::current_num_threads())];
-    lines.extend(fixture_layer_digests(Path::new(&dir)));
-    fs::write(
-        std::env::var_os(CHILD_OUT).expect("output path"),
-        lines.join("\n"),
-    )
-    .expect("write digests");
-    true
-}
-
-/// Writes three layers in parallel from `dir` (two directory layers, one of entries) and
-/// returns `digest diff_id size` of each.
-fn fixture_layer_digests(dir: &Path) -> Vec<String> {
-    let dir = dir.to_path_buf();
-    let work = tempfile::tempdir().expect("work dir");
-    let inputs = vec![
-        LayerInput::Dir {
-            dir: dir.clone(),
-            prefix: "workspace".to_owned(),
-            rules: Rules::default(),
-        },
-        LayerInput::Dir {
-            dir: dir.join("bin"),
-            prefix: "layers/bin".to_owned(),
-            rules: Rules::default(),
-        },
-        LayerInput::Entries(vec![Entry::file("etc/app.conf", "port=8080\n", 0o644)]),
-    ];
-    let written = write_layers(inputs, EPOCH, work.path()).expect("write layers");
-    written
-        .iter()
-        .map(|layer| {
-            format!(
-                "{} {} {}",
-                layer.blob.digest, layer.blob.diff_id, layer.blob.size
-            )
-        })
-        .collect()
-}
-
-/// Runs the test `test_name` of this binary again, in a child process under `variant`'s
-/// umask, time zone, locale and thread count, to write the layers of `dir`.
-fn digests_in_child(test_name: &str, dir: &Path, variant: &Variant) -> (String, Vec<String>) {
-    let out = tempfile::NamedTempFile::new().expect("output file");
-    let mut command = Command::new(std::env::current_exe().expect("test binary"));
-    command
-        .args(["--exact", test_name, "--nocapture", "--test-threads", "1"])
-        .env(CHILD_DIR, dir)
-        .env(CHILD_OUT, out.path());
-    run_ok(&mut variant.wrap(&command));
-    let text = fs::read_to_string(out.path()).expect("the child wrote its digests");
-    let mut lines = text.lines().map(str::to_owned);
-    let threads = lines.next().unwrap_or_default();
-    (threads, lines.collect())
-}
-
-#[test]
-fn thread_count_does_not_change_digests() {
-    if act_as_child() {
-        return;
-    }
-    let temp = tempfile::tempdir().expect("temp dir");
-    reproducibility_fixture(temp.path());
-    let mut one = Variant::plain();
-    one.threads = 1;
-    let mut two = Variant::plain();
-    two.threads = 2;
-    let (threads_one, digests_one) =
-        digests_in_child("thread_count_does_not_change_digests", temp.path(), &one);
-    let (threads_two, digests_two) =
-        digests_in_child("thread_count_does_not_change_digests", temp.path(), &two);
-    assert_eq!(
-        (threads_one.as_str(), threads_two.as_str()),
-        ("threads=1", "threads=2")
-    );
-    assert_eq!(digests_one, fixture_layer_digests(temp.path()));
-    assert_eq!(digests_one, digests_two);
-}
-
-#[test]
-fn copies_that_differ_on_disk_give_the_same_digests() {
-    if act_as_child() {
-        return;
-    }
-    let temp = tempfile::tempdir().expect("temp dir");
-    let fixture = temp.path().join("fixture");
-    fs::create_dir(&fixture).expect("mkdir");
-    reproducibility_fixture(&fixture);
-    let plain_copy = temp.path().join("plain");
-    let twisted_copy = temp.path().join("elsewhere/twisted");
-    fs::create_dir(temp.path().join("elsewhere")).expect("mkdir");
-    copy_variant(&fixture, &plain_copy, &Variant::plain());
-    copy_variant(&fixture, &twisted_copy, &Variant::twisted());
-
-    let name = "copies_that_differ_on_disk_give_the_same_digests";
-    let (_, plain) = digests_in_child(name, &plain_copy, &Variant::plain());
-    let (_, twisted) = digests_in_child(name, &twisted_copy, &Variant::twisted());
-    assert_eq!(plain, fixture_layer_digests(&fixture));
-    assert_eq!(plain, twisted);
-}
-
 #[test]
 fn a_file_that_changes_or_vanishes_fails_the_write_and_leaves_no_layer() {
     let temp = tempfile::tempdir().expect("temp dir");
     let app = temp.path().join("app");
-    write(&app.join("a.txt"), "a", 0o644);
-    write(&app.join("grows.log"), "12345", 0o644);
-    write(&app.join("z.txt"), "z", 0o644);
+    write_file(&app.join("a.txt"), "a", 0o644);
+    write_file(&app.join("grows.log"), "12345", 0o644);
+    write_file(&app.join("z.txt"), "z", 0o644);
     let entries = collect_app(&app).entries;
     let dest = temp.path().join("layer.tar.gz");
 
