@@ -117,8 +117,11 @@ pub fn collect(dir: &Path, prefix: &[u8], rules: &Rules) -> Result<Collected, So
             }
             continue;
         }
+        // A directory the include rules do not take is still walked, since paths under
+        // it may match; it enters the layer only as the parent of one (the writer adds
+        // parents), so no empty directory of an unincluded tree leaks in.
         if let Some(include) = &include {
-            if !is_dir && !include.matched_path_or_any_parents(rel, false).is_ignore() {
+            if !include.matched_path_or_any_parents(rel, is_dir).is_ignore() {
                 continue;
             }
         }

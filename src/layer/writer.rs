@@ -106,6 +106,15 @@ pub fn plan(entries: Vec<Entry>) -> Result<Vec<Entry>, LayerError> {
 /// `epoch`, and returns its digests and size.
 pub fn write_layer(entries: Vec<Entry>, epoch: u64, dest: &Path) -> Result<LayerBlob, LayerError> {
     let entries = plan(entries)?;
+    let written = write_gzip(&entries, epoch, dest);
+    if written.is_err() {
+        // A torn layer must not be mistaken for a finished one.
+        let _ = std::fs::remove_file(dest);
+    }
+    written
+}
+
+fn write_gzip(entries: &[Entry], epoch: u64, dest: &Path) -> Result<LayerBlob, LayerError> {
     let write_err = |source| LayerError::Write {
         path: dest.to_path_buf(),
         source,
@@ -118,7 +127,7 @@ pub fn write_layer(entries: Vec<Entry>, epoch: u64, dest: &Path) -> Result<Layer
         .write(compressed, Compression::new(GZIP_LEVEL));
     let mut tar = DigestWriter::new(gzip);
 
-    for entry in &entries {
+    for entry in entries {
         write_entry(&mut tar, entry, epoch)?;
     }
     // End of archive: two zero blocks.
