@@ -64,7 +64,11 @@ pub struct BuiltBase {
 }
 
 /// Builds the image of a package base from its lock.
-pub fn build_package_base(lock: &Lock, opts: &debian::Options, epoch: u64) -> anyhow::Result<BuiltBase> {
+pub fn build_package_base(
+    lock: &Lock,
+    opts: &debian::Options,
+    epoch: u64,
+) -> anyhow::Result<BuiltBase> {
     let content = debian::base_content(lock, opts)?;
     let work_root = opts.cache_dir.join("tmp");
     fs_err::create_dir_all(&work_root)?;
@@ -72,7 +76,11 @@ pub fn build_package_base(lock: &Lock, opts: &debian::Options, epoch: u64) -> an
         .prefix("base-")
         .tempdir_in(&work_root)
         .with_context(|| format!("cannot create a work directory in {}", work_root.display()))?;
-    let inputs = content.layers.into_iter().map(LayerInput::Entries).collect();
+    let inputs = content
+        .layers
+        .into_iter()
+        .map(LayerInput::Entries)
+        .collect();
     let written = write_layers(inputs, epoch, work.path(), None)?;
 
     let mut labels: BTreeMap<String, String> = content.labels;
@@ -125,7 +133,13 @@ pub fn build_package_base(lock: &Lock, opts: &debian::Options, epoch: u64) -> an
 /// The package base of `lock`, from the cache or built now and cached.
 pub fn package_base(lock: &Lock, opts: &debian::Options, epoch: u64) -> anyhow::Result<Base> {
     let key = Digest::of(
-        format!("{}\n{}\n{}", env!("CARGO_PKG_VERSION"), epoch, lock.to_toml()).as_bytes(),
+        format!(
+            "{}\n{}\n{}",
+            env!("CARGO_PKG_VERSION"),
+            epoch,
+            lock.to_toml()
+        )
+        .as_bytes(),
     );
     let dir = opts.cache_dir.join("bases").join(key.hex());
     let reference = Reference::Oci {
@@ -161,7 +175,9 @@ pub fn image_base(reference: &Reference) -> anyhow::Result<Base> {
         .get(LABEL_BASE_NAME)
         .cloned()
         .or_else(|| match reference {
-            Reference::Registry { host, repository, .. } => Some(format!("{host}/{repository}")),
+            Reference::Registry {
+                host, repository, ..
+            } => Some(format!("{host}/{repository}")),
             _ => None,
         })
         .or_else(|| {
@@ -190,7 +206,11 @@ pub fn image_base(reference: &Reference) -> anyhow::Result<Base> {
 }
 
 /// Options for package bases, from the usual flags.
-pub fn debian_options(keyring: Option<PathBuf>, mirrors: &[String], cache_dir: &Path) -> anyhow::Result<debian::Options> {
+pub fn debian_options(
+    keyring: Option<PathBuf>,
+    mirrors: &[String],
+    cache_dir: &Path,
+) -> anyhow::Result<debian::Options> {
     let mut sources = debian::SourcesConfig::from_apt_dir(Path::new("/etc/apt"))?;
     for mirror in mirrors {
         sources.add_override(mirror)?;

@@ -90,7 +90,11 @@ mod tests {
         .unwrap();
         assert_eq!(app_rules(dir.path()).unwrap().exclude, ["*.log"]);
 
-        std::fs::write(dir.path().join("project.toml"), "[build]\ninclude = [\"src/\"]\n").unwrap();
+        std::fs::write(
+            dir.path().join("project.toml"),
+            "[build]\ninclude = [\"src/\"]\n",
+        )
+        .unwrap();
         assert_eq!(app_rules(dir.path()).unwrap().include, ["src/"]);
 
         std::fs::write(
@@ -99,6 +103,9 @@ mod tests {
         )
         .unwrap();
         let err = app_rules(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("project.toml") && err.contains("not both"), "{err}");
+        assert!(
+            err.contains("project.toml") && err.contains("not both"),
+            "{err}"
+        );
     }
 }

@@ -136,7 +136,13 @@ fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
         reference: target.to_string(),
         digest: built.image.manifest_digest.clone(),
         config_digest: built.image.config_digest.clone(),
-        layers: built.image.manifest.layers.iter().map(|d| d.digest.clone()).collect(),
+        layers: built
+            .image
+            .manifest
+            .layers
+            .iter()
+            .map(|d| d.digest.clone())
+            .collect(),
     };
     if args.json {
         super::print_json(&report)?;

@@ -43,7 +43,11 @@ pub struct Args {
     #[arg(default_value = ".")]
     dir: PathBuf,
     /// Where the image goes: `oci:DIR[:TAG]`.
-    #[arg(long, default_value = "oci:./repave-image:latest", value_name = "TARGET")]
+    #[arg(
+        long,
+        default_value = "oci:./repave-image:latest",
+        value_name = "TARGET"
+    )]
     output: String,
     /// Build on this image instead of the buildpack's package base: `oci:DIR[:TAG|@sha256:…]`.
     #[arg(long, value_name = "BASE")]
@@ -140,8 +144,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         base_has_sh: base.has_shell(),
         target_os: base_config.os.clone(),
         target_arch: base_config.architecture.clone(),
-        target_distro_name: base_labels.get(LABEL_DISTRO_NAME).cloned().unwrap_or_default(),
-        target_distro_version: base_labels.get(LABEL_DISTRO_VERSION).cloned().unwrap_or_default(),
+        target_distro_name: base_labels
+            .get(LABEL_DISTRO_NAME)
+            .cloned()
+            .unwrap_or_default(),
+        target_distro_version: base_labels
+            .get(LABEL_DISTRO_VERSION)
+            .cloned()
+            .unwrap_or_default(),
         cache_dir: cache.clone(),
         rules: rules.clone(),
         output: Some(OutputSink::Stderr),
@@ -150,9 +160,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let work_root = cache.join("tmp");
     fs_err::create_dir_all(&work_root)?;
-    let work = tempfile::Builder::new().prefix("export-").tempdir_in(&work_root)?;
-    let (image_layers, excluded, blobs, written_layers) =
-        export_layers(&output, &rules, epoch, work.path(), (!args.no_cache).then_some(cache.as_path()))?;
+    let work = tempfile::Builder::new()
+        .prefix("export-")
+        .tempdir_in(&work_root)?;
+    let (image_layers, excluded, blobs, written_layers) = export_layers(
+        &output,
+        &rules,
+        epoch,
+        work.path(),
+        (!args.no_cache).then_some(cache.as_path()),
+    )?;
     let settings = settings(&args, &base, &output, &image_layers, env, labels, epoch)?;
     let base_layers = &base.image.image.manifest.layers;
     let assembled = assemble(base_config, base_layers, &written_layers, &settings)?;
@@ -292,7 +309,10 @@ fn settings(
         .clone()
         .unwrap_or_default()
         .iter()
-        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        })
         .collect();
     let mut image_env = output.launch_env(&base_env);
     if !image_env.iter().any(|(k, _)| k == "PORT") {
@@ -303,13 +323,24 @@ fn settings(
         image_env.push((key, value));
     }
 
-    let wanted = args.default_process.clone().or_else(|| output.default_process.clone());
+    let wanted = args
+        .default_process
+        .clone()
+        .or_else(|| output.default_process.clone());
     let entrypoint = match &wanted {
         Some(kind) => {
-            let process = output.processes.iter().find(|p| &p.r#type == kind).with_context(|| {
-                let known: Vec<&str> = output.processes.iter().map(|p| p.r#type.as_str()).collect();
-                format!("no process of type `{kind}`: the buildpacks made {}", known.join(", "))
-            })?;
+            let process = output
+                .processes
+                .iter()
+                .find(|p| &p.r#type == kind)
+                .with_context(|| {
+                    let known: Vec<&str> =
+                        output.processes.iter().map(|p| p.r#type.as_str()).collect();
+                    format!(
+                        "no process of type `{kind}`: the buildpacks made {}",
+                        known.join(", ")
+                    )
+                })?;
             Some(process.command.clone())
         }
         None => {
@@ -404,7 +435,10 @@ fn settings(
 
     Ok(Settings {
         epoch,
-        env: image_env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        env: image_env
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect(),
         entrypoint,
         cmd: None,
         user: Some(RUN_USER.to_owned()),
@@ -430,10 +464,18 @@ fn print_human(report: &Report, target: &Reference) {
     let _ = writeln!(out, "built {} {}", report.reference, report.digest);
     let _ = writeln!(out, "  base {}", report.base.reference);
     for layer in &report.layers {
-        let _ = writeln!(out, "  layer {} {:>10}  {}", layer.digest, layer.size, layer.holds);
+        let _ = writeln!(
+            out,
+            "  layer {} {:>10}  {}",
+            layer.digest, layer.size, layer.holds
+        );
     }
     if !report.excluded.is_empty() {
-        let _ = writeln!(out, "  left out of the image: {}", report.excluded.join(", "));
+        let _ = writeln!(
+            out,
+            "  left out of the image: {}",
+            report.excluded.join(", ")
+        );
     }
     if let Reference::Oci { dir, tag, .. } = target {
         let tag = tag.as_deref().unwrap_or("latest");

@@ -65,7 +65,10 @@ pub fn detect_app(dir: &Path, extra: &[PathBuf], cache: &Path) -> anyhow::Result
     let mut order = buildpack::load_order(&builtin.join("order.toml"), &buildpacks)?;
     if !extra.is_empty() {
         let external = buildpack::load(extra)?;
-        order.groups.insert(0, buildpack::Order::single_group(&external).groups.remove(0));
+        order.groups.insert(
+            0,
+            buildpack::Order::single_group(&external).groups.remove(0),
+        );
     }
     let detection = buildpack::detect(&app, &order, &buildpacks)
         .with_context(|| format!("no buildpack applies to `{}`", app.display()))?;
@@ -103,7 +106,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         print!("{}", buildpack::format_trace(&detection.trace));
         println!("group: {}", report.group.join(", "));
-        println!("base:  {}", report.base.as_deref().unwrap_or("(none named)"));
+        println!(
+            "base:  {}",
+            report.base.as_deref().unwrap_or("(none named)")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -36,7 +36,11 @@ pub const APP_LOCK: &str = "repave.lock";
 
 /// The base definition the detected group names, from the built-in definitions.
 pub fn group_definition(detected: &Detected) -> anyhow::Result<Definition> {
-    let name = detected.detection.base.clone().unwrap_or_else(|| "static".to_owned());
+    let name = detected
+        .detection
+        .base
+        .clone()
+        .unwrap_or_else(|| "static".to_owned());
     let path = detected.builtin.join("bases").join(format!("{name}.toml"));
     if !path.is_file() {
         anyhow::bail!(
@@ -48,7 +52,11 @@ pub fn group_definition(detected: &Detected) -> anyhow::Result<Definition> {
 }
 
 /// Resolves `definition` now and says how to pin the result.
-pub fn resolve_now(definition: &Definition, options: &debian::Options, app: &Path) -> anyhow::Result<Lock> {
+pub fn resolve_now(
+    definition: &Definition,
+    options: &debian::Options,
+    app: &Path,
+) -> anyhow::Result<Lock> {
     let lock = debian::lock(definition, options)?;
     for package in &lock.locked {
         info!("  {} {}", package.name, package.version);
@@ -82,7 +90,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.json {
         super::print_json(&report)?;
     } else {
-        println!("wrote {} ({} packages of base `{}`)", report.lock, report.packages.len(), report.base);
+        println!(
+            "wrote {} ({} packages of base `{}`)",
+            report.lock,
+            report.packages.len(),
+            report.base
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

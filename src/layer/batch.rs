@@ -138,15 +138,19 @@ fn store(cache: &Path, blob: &LayerBlob, file: &Path) -> Result<(), (PathBuf, st
             .tempfile_in(&blobs)
             .map_err(|e| (blobs.clone(), e))?;
         std::fs::copy(file, tmp.path()).map_err(|e| (file.to_path_buf(), e))?;
-        tmp.persist(&blob_file).map_err(|e| (blob_file.clone(), e.error))?;
+        tmp.persist(&blob_file)
+            .map_err(|e| (blob_file.clone(), e.error))?;
     }
     let index = layers.join(blob.diff_id.hex());
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .tempfile_in(&layers)
         .map_err(|e| (layers.clone(), e))?;
-    std::io::Write::write_all(&mut tmp, format!("{} {}\n", blob.digest, blob.size).as_bytes())
-        .map_err(|e| (index.clone(), e))?;
+    std::io::Write::write_all(
+        &mut tmp,
+        format!("{} {}\n", blob.digest, blob.size).as_bytes(),
+    )
+    .map_err(|e| (index.clone(), e))?;
     tmp.persist(&index).map_err(|e| (index.clone(), e.error))?;
     Ok(())
 }

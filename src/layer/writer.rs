@@ -120,6 +120,9 @@ fn write_gzip(entries: &[Entry], epoch: u64, dest: &Path) -> Result<LayerBlob, L
         source,
     };
     let file = fs_err::File::create(dest).map_err(write_err)?;
+    // Blobs are shared (layouts are served and copied), so readable whatever the umask.
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .map_err(write_err)?;
     let compressed = DigestWriter::new(io::BufWriter::with_capacity(1 << 20, file));
     let gzip = GzBuilder::new()
         .mtime(0)

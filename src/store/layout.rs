@@ -4,6 +4,7 @@
 //! leaves the previous layout valid.
 
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::digest::{digest_reader, Digest};
@@ -148,7 +149,7 @@ impl Layout {
         let digest = Digest::of(bytes);
         if !self.has_blob(&digest) {
             let dir = self.root.join("blobs").join("sha256");
-            let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir)?;
+            let mut tmp = readable_tempfile(&dir)?;
             tmp.write_all(bytes)?;
             tmp.as_file().sync_all()?;
             tmp.persist(self.blob_path(&digest))
@@ -169,7 +170,7 @@ impl Layout {
             return Ok(());
         }
         let dir = self.root.join("blobs").join("sha256");
-        let tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir)?;
+        let tmp = readable_tempfile(&dir)?;
         fs_err::copy(src, tmp.path())?;
         tmp.persist(&dest).map_err(|e| LayoutError::Io(e.error))?;
         Ok(())
@@ -187,9 +188,7 @@ impl Layout {
             path: self.root.join("index.json"),
             source,
         })?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".index-")
-            .tempfile_in(&self.root)?;
+        let mut tmp = readable_tempfile(&self.root)?;
         tmp.write_all(&bytes)?;
         tmp.as_file().sync_all()?;
         tmp.persist(self.root.join("index.json"))
@@ -304,6 +303,15 @@ impl Layout {
             source,
         })
     }
+}
+
+/// A temporary file that becomes world-readable (0644) when persisted, whatever the umask,
+/// as layouts are shared and served.
+fn readable_tempfile(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    Ok(tmp)
 }
 
 fn tags(index: &Index) -> String {

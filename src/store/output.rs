@@ -2,6 +2,7 @@
 //! an OCI layout is all-or-nothing: a new layout is assembled in a sibling directory and
 //! renamed into place; an existing one gets its blobs first and `index.json` last.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
@@ -67,10 +68,29 @@ fn write_layout(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    // Parents that do not exist yet are made, and removed again if the write fails.
+    let created = first_missing_ancestor(&parent);
     fs_err::create_dir_all(&parent)?;
+    let result = stage_and_rename(dir, &parent, image, blobs, tags);
+    if result.is_err() {
+        if let Some(created) = created {
+            let _ = std::fs::remove_dir_all(created);
+        }
+    }
+    result
+}
+
+fn stage_and_rename(
+    dir: &Path,
+    parent: &Path,
+    image: &Assembled,
+    blobs: &[BlobSource],
+    tags: &[String],
+) -> Result<(), StoreError> {
     let staging = tempfile::Builder::new()
         .prefix(".repave-staging-")
-        .tempdir_in(&parent)?;
+        .tempdir_in(parent)?;
+    fs_err::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o755))?;
     let layout = Layout::create(staging.path())?;
     fill(&layout, image, blobs, tags)?;
     if dir.exists() {
@@ -79,6 +99,17 @@ fn write_layout(
     }
     fs_err::rename(staging.keep(), dir)?;
     Ok(())
+}
+
+fn first_missing_ancestor(path: &Path) -> Option<PathBuf> {
+    let mut missing = None;
+    for ancestor in path.ancestors() {
+        if ancestor.as_os_str().is_empty() || ancestor.exists() {
+            break;
+        }
+        missing = Some(ancestor.to_path_buf());
+    }
+    missing
 }
 
 fn fill(
