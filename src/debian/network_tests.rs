@@ -158,6 +158,9 @@ fn lock_and_build_a_small_base_with_a_warm_cache() {
         .unwrap();
     assert!(matches!(os_release.kind, EntryKind::Symlink(_)));
     assert!(file_bytes(packages, "usr/share/zoneinfo/Etc/UTC").starts_with(b"TZif"));
+    // base-files ships /var/local setgid and group staff: kept as shipped.
+    let local = packages.iter().find(|e| e.path == b"var/local").unwrap();
+    assert_eq!((local.mode, local.uid, local.gid), (0o2775, 0, 50));
     crate::layer::writer::plan(packages.clone()).unwrap();
 
     // Tampering with a sum is caught, names the package and caches nothing for it.
