@@ -17,6 +17,8 @@ pub struct Package {
     pub version_text: String,
     pub architecture: String,
     pub multi_arch: Option<String>,
+    /// `Priority:` as a rank, 0 for `required` up to 4 for `extra` or none.
+    pub priority: u8,
     /// Pre-Depends then Depends: each inner list is one group of alternatives.
     pub depends: Vec<Vec<Relation>>,
     pub provides: Vec<Relation>,
@@ -182,6 +184,13 @@ pub fn package_from(paragraph: &Paragraph, archive: Archive) -> Result<Package, 
         version_text,
         architecture: field("Architecture")?.to_owned(),
         multi_arch: paragraph.get("Multi-Arch").map(str::to_owned),
+        priority: match paragraph.get("Priority") {
+            Some("required") => 0,
+            Some("important") => 1,
+            Some("standard") => 2,
+            Some("optional") => 3,
+            _ => 4,
+        },
         depends,
         provides,
         archive,

@@ -10,6 +10,8 @@ mod definition;
 mod fetch;
 mod index;
 mod lockfile;
+#[cfg(test)]
+mod network_tests;
 mod release;
 mod resolve;
 mod sources;

@@ -15,7 +15,7 @@ use super::DebianError;
 pub struct Universe {
     architecture: String,
     candidates: HashMap<String, Package>,
-    /// Virtual (or real) name to the candidates that provide it, sorted by name.
+    /// Virtual (or real) name to the candidates that provide it, by priority then name.
     providers: HashMap<String, Vec<String>>,
 }
 
@@ -44,8 +44,9 @@ impl Universe {
                     .push(package.name.clone());
             }
         }
+        // apt's preference among providers: higher priority first, then by name.
         for names in providers.values_mut() {
-            names.sort();
+            names.sort_by_key(|name| (candidates[name].priority, name.clone()));
             names.dedup();
         }
         Universe {
@@ -87,7 +88,7 @@ impl Universe {
     }
 
     /// The candidates that could satisfy `relation`: the real package first, then the
-    /// providers in name order.
+    /// providers by priority and name.
     fn satisfiers(&self, relation: &Relation) -> Vec<&Package> {
         let mut names: Vec<&str> = vec![relation.name.as_str()];
         if let Some(providers) = self.providers.get(&relation.name) {
@@ -247,7 +248,7 @@ Package: libc6\nVersion: 2.35\n\n\
 Package: mail\nVersion: 1\nDepends: nothing-provides-this\n\n\
 Package: postfix\nVersion: 3\nProvides: mta\n\n\
 Package: exim\nVersion: 4\nProvides: mta\n\n\
-Package: mawk\nVersion: 1.3\nProvides: awk\nMulti-Arch: foreign\n\n\
+Package: mawk\nVersion: 1.3\nProvides: awk\nMulti-Arch: foreign\nPriority: required\n\n\
 Package: gawk\nVersion: 5\nProvides: awk\n\n\
 Package: dpkg\nVersion: 1.21\nDepends: tar\nEssential: yes\n\n\
 Package: tar\nVersion: 1.34\n\n\
@@ -263,8 +264,8 @@ Package: other\nVersion: 1\nArchitecture: arm64\n";
             [
                 "app=1",
                 "dpkg=1.21",
-                "gawk=5",
                 "libc6=2.36-9+deb12u10",
+                "mawk=1.3",
                 "tar=1.34"
             ]
         );
@@ -277,14 +278,14 @@ Package: other\nVersion: 1\nArchitecture: arm64\n";
         let universe = universe(INDEX);
         let resolved = resolve(
             &universe,
-            &roots(&["exim", "mawk", "app"]),
+            &roots(&["exim", "gawk", "app"]),
             &roots(&["dpkg"]),
         )
         .unwrap();
         let names = names(&resolved);
         assert!(names.contains(&"exim=4".to_owned()), "{names:?}");
         assert!(!names.iter().any(|n| n.starts_with("postfix")), "{names:?}");
-        assert!(!names.iter().any(|n| n.starts_with("gawk")), "{names:?}");
+        assert!(!names.iter().any(|n| n.starts_with("mawk")), "{names:?}");
         // Excluded dpkg is not followed: tar is not pulled in.
         assert!(!names
             .iter()
