@@ -60,6 +60,10 @@ pub struct BuildOutput {
     pub default_process: Option<String>,
     /// (id, version) of each buildpack that ran.
     pub buildpacks: Vec<(String, String)>,
+    /// Paths of the app left out of the scratch copy (and so of the image) by the rules.
+    pub excluded: Vec<String>,
+    /// Sockets in the app, which an image cannot hold.
+    pub skipped: Vec<String>,
     _work: tempfile::TempDir,
 }
 
@@ -109,7 +113,7 @@ pub fn build(
         })?;
 
     let scratch = work.path().join("app");
-    copy_app(&app, &scratch, &ctx.rules)?;
+    let (excluded, skipped) = copy_app(&app, &scratch, &ctx.rules)?;
     let layers_root = work.path().join("layers");
     let platform = work.path().join("platform");
     let plan = work.path().join("plan");
@@ -131,6 +135,8 @@ pub fn build(
         processes: Vec::new(),
         default_process: None,
         buildpacks: Vec::new(),
+        excluded,
+        skipped,
         _work: work,
     };
     let mut build_env: Vec<EnvOp> = Vec::new();
@@ -209,7 +215,13 @@ pub fn build(
 
 /// Copies what the layer rules would take from `app` to `scratch`: buildpacks never see
 /// excluded files, and the user's directory is never written to.
-fn copy_app(app: &Path, scratch: &Path, rules: &Rules) -> Result<(), BuildpackError> {
+/// Copies what the rules include of `app` to `scratch`; returns what they left out and the
+/// sockets skipped.
+fn copy_app(
+    app: &Path,
+    scratch: &Path,
+    rules: &Rules,
+) -> Result<(Vec<String>, Vec<String>), BuildpackError> {
     let collected = source::collect(app, b"", rules)?;
     fs_err::create_dir_all(scratch)?;
     for entry in collected.entries {
@@ -232,7 +244,7 @@ fn copy_app(app: &Path, scratch: &Path, rules: &Rules) -> Result<(), BuildpackEr
             }
         }
     }
-    Ok(())
+    Ok((collected.excluded, collected.skipped))
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), BuildpackError> {

@@ -163,14 +163,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let work = tempfile::Builder::new()
         .prefix("export-")
         .tempdir_in(&work_root)?;
-    let (image_layers, excluded, blobs, written_layers) = export_layers(
+    for path in &output.skipped {
+        warn!(path = %path, "skipped a socket: an image cannot hold sockets");
+    }
+    if !output.excluded.is_empty() {
+        info!(
+            "left out of the image: {} (project.toml include/exclude changes this)",
+            output.excluded.join(", ")
+        );
+    }
+    let (image_layers, blobs, written_layers) = export_layers(
         &output,
         &rules,
         epoch,
         work.path(),
         (!args.no_cache).then_some(cache.as_path()),
     )?;
-    let settings = settings(&args, &base, &output, &image_layers, env, labels, epoch)?;
+    let settings = image_settings(&args, &base, &output, &image_layers, env, labels, epoch)?;
     let base_layers = &base.image.image.manifest.layers;
     let assembled = assemble(base_config, base_layers, &written_layers, &settings)?;
 
@@ -204,12 +213,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map(|(id, version)| format!("{id}@{version}"))
             .collect(),
         processes: processes(&output),
-        excluded,
+        excluded: output.excluded.clone(),
     };
     if args.json {
         super::print_json(&report)?;
     } else {
-        print_human(&report, &target);
+        print_human(&report, &target, &settings);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -220,7 +229,7 @@ struct ImageLayer {
     diff_id: Digest,
 }
 
-type Exported = (Vec<ImageLayer>, Vec<String>, Vec<BlobSource>, Vec<NewLayer>);
+type Exported = (Vec<ImageLayer>, Vec<BlobSource>, Vec<NewLayer>);
 
 /// Writes one layer per launch layer and one for the app, in parallel.
 fn export_layers(
@@ -254,12 +263,7 @@ fn export_layers(
     let mut image_layers = Vec::new();
     let mut blobs = Vec::new();
     let mut new_layers = Vec::new();
-    let mut excluded = Vec::new();
     for (w, (buildpack, holds)) in written.into_iter().zip(names) {
-        excluded.extend(w.collected.excluded.iter().cloned());
-        for skipped in &w.collected.skipped {
-            warn!(path = %skipped, "skipped a socket: sockets cannot be stored in an image");
-        }
         image_layers.push(ImageLayer {
             buildpack,
             diff_id: w.blob.diff_id.clone(),
@@ -274,7 +278,7 @@ fn export_layers(
             holds,
         });
     }
-    Ok((image_layers, excluded, blobs, new_layers))
+    Ok((image_layers, blobs, new_layers))
 }
 
 fn processes(output: &BuildOutput) -> Vec<ProcessMetadata> {
@@ -293,7 +297,7 @@ fn processes(output: &BuildOutput) -> Vec<ProcessMetadata> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn settings(
+fn image_settings(
     args: &Args,
     base: &Base,
     output: &BuildOutput,
@@ -459,7 +463,7 @@ fn parse_pairs(values: &[String], flag: &str) -> anyhow::Result<Vec<(String, Str
         .collect()
 }
 
-fn print_human(report: &Report, target: &Reference) {
+fn print_human(report: &Report, target: &Reference, settings: &Settings) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "built {} {}", report.reference, report.digest);
     let _ = writeln!(out, "  base {}", report.base.reference);
@@ -471,19 +475,48 @@ fn print_human(report: &Report, target: &Reference) {
         );
     }
     if !report.excluded.is_empty() {
-        let _ = writeln!(
-            out,
-            "  left out of the image: {}",
-            report.excluded.join(", ")
-        );
+        let _ = writeln!(out, "  left out: {}", report.excluded.join(", "));
     }
-    if let Reference::Oci { dir, tag, .. } = target {
-        let tag = tag.as_deref().unwrap_or("latest");
-        let _ = writeln!(
-            out,
-            "run it: umoci unpack --image {}:{tag} bundle && see README (bubblewrap), or skopeo copy oci:{}:{tag} to a registry",
-            dir.display(),
-            dir.display()
-        );
+    let (Reference::Oci { dir, tag, .. }, Some(entrypoint)) = (target, &settings.entrypoint) else {
+        return;
+    };
+    let image = format!("{}:{}", dir.display(), tag.as_deref().unwrap_or("latest"));
+    let rootless = if rustix::process::geteuid().is_root() {
+        ""
+    } else {
+        " --rootless"
+    };
+    let mut run = String::from(
+        "bwrap --bind repave-bundle/rootfs / --proc /proc --dev /dev --tmpfs /tmp \\\n      \
+         --unshare-user --uid 65532 --gid 65532 --chdir /workspace --clearenv",
+    );
+    for kv in &settings.env {
+        if let Some((key, value)) = kv.split_once('=') {
+            run.push_str(&format!(" \\\n      --setenv {key} {}", shell_quote(value)));
+        }
+    }
+    run.push_str(" \\\n      --");
+    for word in entrypoint {
+        run.push(' ');
+        run.push_str(&shell_quote(word));
+    }
+    let _ = writeln!(
+        out,
+        "\nrun it without a daemon (then: curl localhost:{DEFAULT_PORT}/):\n  \
+         umoci unpack{rootless} --image {image} repave-bundle\n  {run}\n\
+         or copy it where images live: skopeo copy oci:{image} docker://HOST/REPO:TAG"
+    );
+}
+
+/// Quotes `word` for a POSIX shell when it holds anything but plain characters.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,+@%".contains(&b));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }
