@@ -134,8 +134,9 @@ pub fn build_package_base(
 pub fn package_base(lock: &Lock, opts: &debian::Options, epoch: u64) -> anyhow::Result<Base> {
     let key = Digest::of(
         format!(
-            "{}\n{}\n{}",
+            "{}\n{}\n{}\n{}",
             env!("CARGO_PKG_VERSION"),
+            crate::layer::writer::LAYER_FORMAT,
             epoch,
             lock.to_toml()
         )

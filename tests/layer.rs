@@ -118,7 +118,7 @@ fn golden_layer_from_entries_has_pinned_digests() {
     );
     assert_eq!(
         blob.digest.to_string(),
-        "sha256:886b63ab373f8f08c00f2a2094d9c056688a54cd94da88412bc151a372f42e71"
+        "sha256:1cc504440d2a9966df07de8012bfee4720877123fbf991e1e9d43a9b59bf6722"
     );
     assert_eq!(
         blob.diff_id.to_string(),
@@ -164,7 +164,7 @@ fn golden_layer_from_a_directory_has_pinned_digests() {
     );
     assert_eq!(
         blob.digest.to_string(),
-        "sha256:024ea9b7940e3a2c6fb69077594e1be6c378bf4fe74b030a00b6254b7e433a63"
+        "sha256:8e0bb6268a555f9df7bce333d73e8d06506ad8642e5d273932870422bdb1e420"
     );
     assert_eq!(
         blob.diff_id.to_string(),
@@ -420,7 +420,7 @@ fn a_fifo_is_refused_by_name_and_never_opened() {
             prefix: "workspace".to_owned(),
             rules: Rules::default(),
         };
-        let _ = sender.send(write_layers(vec![input], EPOCH, &work).map(|_| ()));
+        let _ = sender.send(write_layers(vec![input], EPOCH, &work, None).map(|_| ()));
     });
     let result = match receiver.recv_timeout(Duration::from_secs(20)) {
         Ok(result) => result,

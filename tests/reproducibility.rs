@@ -89,7 +89,7 @@ fn fixture_layer_digests(dir: &Path) -> Vec<String> {
         },
         LayerInput::Entries(vec![Entry::file("etc/app.conf", "port=8080\n", 0o644)]),
     ];
-    let written = write_layers(inputs, EPOCH, work.path()).expect("write layers");
+    let written = write_layers(inputs, EPOCH, work.path(), None).expect("write layers");
     written
         .iter()
         .map(|layer| {

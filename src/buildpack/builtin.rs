@@ -13,17 +13,6 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/buildpacks.rs"));
 }
 
-/// The built-in buildpacks (and their `order.toml`) under the user's cache directory:
-/// `$XDG_CACHE_HOME/repave`, else `$HOME/.cache/repave`.
-pub fn builtin_dir() -> Result<PathBuf, BuildpackError> {
-    let cache = match (std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME")) {
-        (Some(xdg), _) if !xdg.is_empty() => PathBuf::from(xdg).join("repave"),
-        (_, Some(home)) if !home.is_empty() => PathBuf::from(home).join(".cache/repave"),
-        _ => std::env::temp_dir().join("repave-cache"),
-    };
-    builtin_dir_in(&cache)
-}
-
 /// The built-in buildpacks written under `cache/buildpacks/<content hash>`; an existing
 /// directory for the same hash is reused, a new one appears atomically.
 pub fn builtin_dir_in(cache: &Path) -> Result<PathBuf, BuildpackError> {
@@ -85,8 +74,8 @@ mod tests {
         assert_eq!(mode & 0o777, 0o755, "bin/build must be executable");
         assert!(dir.join("order.toml").is_file());
         assert!(
-            !dir.join("bases").exists(),
-            "base definitions are not buildpacks"
+            dir.join("bases/python.toml").is_file(),
+            "base definitions ship with the buildpacks"
         );
 
         // A second call reuses the directory instead of writing another.

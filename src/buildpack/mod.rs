@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use builtin::{builtin_dir, builtin_dir_in};
+pub use builtin::builtin_dir_in;
 pub use env::{apply_env, read_env_dir, EnvAction, EnvOp};
 pub use launch::{parse_launch, Process};
 pub use order::{

@@ -95,7 +95,7 @@ fn cached_layer(
     write_tar(entries.clone(), epoch, &mut hasher)?;
     let (_, diff_id, _) = hasher.finish();
 
-    let index = cache.join("layers").join(diff_id.hex());
+    let index = index_dir(cache).join(diff_id.hex());
     if let Some((digest, size)) = read_index(&index) {
         let blob_file = cache.join("blobs").join("sha256").join(digest.hex());
         if blob_file.metadata().is_ok_and(|m| m.len() == size) {
@@ -119,6 +119,15 @@ fn cached_layer(
     Ok((blob, file))
 }
 
+/// Where the diff_id → blob records of this tool version and layer encoding live.
+fn index_dir(cache: &Path) -> PathBuf {
+    cache.join("layers").join(format!(
+        "{}-{}",
+        env!("CARGO_PKG_VERSION"),
+        super::writer::LAYER_FORMAT
+    ))
+}
+
 fn read_index(path: &Path) -> Option<(Digest, u64)> {
     let text = std::fs::read_to_string(path).ok()?;
     let (digest, size) = text.trim().split_once(' ')?;
@@ -127,7 +136,7 @@ fn read_index(path: &Path) -> Option<(Digest, u64)> {
 
 fn store(cache: &Path, blob: &LayerBlob, file: &Path) -> Result<(), (PathBuf, std::io::Error)> {
     let blobs = cache.join("blobs").join("sha256");
-    let layers = cache.join("layers");
+    let layers = index_dir(cache);
     for dir in [&blobs, &layers] {
         std::fs::create_dir_all(dir).map_err(|e| (dir.clone(), e))?;
     }

@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod entry;
+pub mod gzip;
 pub mod source;
 pub mod writer;
 

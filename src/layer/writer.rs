@@ -7,18 +7,20 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use flate2::{Compression, GzBuilder};
 use tar::{EntryType, Header};
 
 use super::entry::{Content, Entry, EntryKind};
+use super::gzip::ParallelGzip;
 use crate::digest::{Digest, DigestWriter};
 
 /// Gzip level for every layer. Part of the determinism contract together with the pinned
 /// flate2 backend: changing either changes every digest, and the golden test says so.
 pub const GZIP_LEVEL: u32 = 6;
 
-/// Gzip header OS byte: 255 ("unknown"), the same on every host.
-const GZIP_OS_UNKNOWN: u8 = 255;
+/// Names the byte encoding of layers (tar rules, gzip block layout, level and backend).
+/// Caches of compressed layers are keyed by it together with the tool version, so a change
+/// to any of those never serves a blob of the old encoding. Change it with the encoding.
+pub const LAYER_FORMAT: &str = "tar1-gzip6-block256k-zlibrs";
 
 /// ustar's size field holds 11 octal digits; anything larger needs a PAX `size` record.
 const USTAR_MAX_SIZE: u64 = 0o77_777_777_777;
@@ -124,10 +126,7 @@ fn write_gzip(entries: &[Entry], epoch: u64, dest: &Path) -> Result<LayerBlob, L
     file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .map_err(write_err)?;
     let compressed = DigestWriter::new(io::BufWriter::with_capacity(1 << 20, file));
-    let gzip = GzBuilder::new()
-        .mtime(0)
-        .operating_system(GZIP_OS_UNKNOWN)
-        .write(compressed, Compression::new(GZIP_LEVEL));
+    let gzip = ParallelGzip::new(compressed, GZIP_LEVEL);
     let mut tar = DigestWriter::new(gzip);
 
     for entry in entries {
