@@ -7,6 +7,7 @@ pub mod commands;
 pub mod debian;
 pub mod digest;
 pub mod epoch;
+pub mod export;
 pub mod image;
 pub mod json;
 pub mod layer;

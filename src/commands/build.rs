@@ -1,7 +1,6 @@
 //! `repave build`: detect, build, export, write. The steps follow DESIGN.md's pipeline;
 //! each one is a library call, and this file only wires them and reports.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,28 +12,19 @@ use tracing::{info, warn};
 use super::base::PackageArgs;
 use super::detect::detect_app;
 use super::lock::{group_definition, resolve_now, APP_LOCK};
-use crate::bases::{self, Base};
-use crate::buildpack::{self, BuildContext, BuildOutput, OutputSink};
+use crate::bases;
+use crate::buildpack::{self, BuildContext, OutputSink};
 use crate::debian::Lock;
 use crate::digest::Digest;
 use crate::epoch::build_epoch;
-use crate::image::assemble::{assemble, NewLayer, Settings};
-use crate::image::metadata::{
-    BaseRecord, BuildMetadata, BuildpackLayers, BuildpackRef, LayerMetadata, LayerSha,
-    LifecycleMetadata, ProcessMetadata, RunImage, LABEL_BASE, LABEL_BUILD, LABEL_DISTRO_NAME,
-    LABEL_DISTRO_VERSION, LABEL_LIFECYCLE,
+use crate::export::{
+    export_layers, image_settings, processes, ExportedLayer, Overrides, DEFAULT_PORT,
 };
-use crate::image::spec::{ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME};
-use crate::json::to_canonical_string;
-use crate::layer::batch::{write_layers, LayerInput};
-use crate::layer::source::Rules;
+use crate::image::assemble::{assemble, NewLayer, Settings};
+use crate::image::metadata::{ProcessMetadata, LABEL_DISTRO_NAME, LABEL_DISTRO_VERSION};
 use crate::project::app_rules;
 use crate::reference::Reference;
-use crate::store::output::{write_image, BlobSource};
-
-/// The runtime user of every image: `nonroot` in the bases' /etc/passwd.
-const RUN_USER: &str = "65532:65532";
-const DEFAULT_PORT: &str = "8080";
+use crate::store::output::write_image;
 
 /// Build an app directory into an image.
 #[derive(Debug, clap::Args)]
@@ -110,8 +100,6 @@ struct BaseReport {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let target = Reference::parse(&args.output)?;
-    let env = parse_pairs(&args.env, "--env")?;
-    let labels = parse_pairs(&args.label, "--label")?;
     let epoch = build_epoch()?;
     let options = args.packages.options()?;
     let cache = options.cache_dir.clone();
@@ -172,19 +160,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             output.excluded.join(", ")
         );
     }
-    let (image_layers, blobs, written_layers) = export_layers(
+    let layers = export_layers(
         &output,
         &rules,
         epoch,
         work.path(),
         (!args.no_cache).then_some(cache.as_path()),
     )?;
-    let settings = image_settings(&args, &base, &output, &image_layers, env, labels, epoch)?;
+    let overrides = Overrides {
+        env: parse_pairs(&args.env, "--env")?,
+        labels: parse_pairs(&args.label, "--label")?,
+        default_process: args.default_process.clone(),
+    };
+    let settings = image_settings(&base, &output, &layers, &overrides, epoch)?;
     let base_layers = &base.image.image.manifest.layers;
-    let assembled = assemble(base_config, base_layers, &written_layers, &settings)?;
+    let new_layers: Vec<NewLayer> = layers.iter().map(|l| l.layer.clone()).collect();
+    let assembled = assemble(base_config, base_layers, &new_layers, &settings)?;
 
     let mut all_blobs = base.image.layer_files();
-    all_blobs.extend(blobs);
+    all_blobs.extend(layers.iter().map(ExportedLayer::blob_source));
     write_image(&target, &assembled, &all_blobs, &args.tag)
         .with_context(|| format!("cannot write {target}"))?;
 
@@ -192,7 +186,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         reference: target.to_string(),
         digest: assembled.manifest_digest.clone(),
         config_digest: assembled.config_digest.clone(),
-        layers: written_layers
+        layers: new_layers
             .iter()
             .map(|l| LayerReport {
                 digest: l.blob.digest.clone(),
@@ -221,236 +215,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         print_human(&report, &target, &settings);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A launch layer or the app, as written: which buildpack layer it is, if any.
-struct ImageLayer {
-    buildpack: Option<(String, String)>,
-    diff_id: Digest,
-}
-
-type Exported = (Vec<ImageLayer>, Vec<BlobSource>, Vec<NewLayer>);
-
-/// Writes one layer per launch layer and one for the app, in parallel.
-fn export_layers(
-    output: &BuildOutput,
-    rules: &Rules,
-    epoch: u64,
-    work: &std::path::Path,
-    cache: Option<&std::path::Path>,
-) -> anyhow::Result<Exported> {
-    let mut inputs = Vec::new();
-    let mut names = Vec::new();
-    for layer in &output.layers {
-        inputs.push(LayerInput::Dir {
-            dir: layer.dir.clone(),
-            prefix: layer.image_path.clone(),
-            rules: Rules::default(),
-        });
-        names.push((
-            Some((layer.buildpack_id.clone(), layer.name.clone())),
-            format!("{} layer {}", layer.buildpack_id, layer.name),
-        ));
-    }
-    inputs.push(LayerInput::Dir {
-        dir: output.app_dir.clone(),
-        prefix: "workspace".to_owned(),
-        rules: rules.clone(),
-    });
-    names.push((None, "app".to_owned()));
-
-    let written = write_layers(inputs, epoch, work, cache)?;
-    let mut image_layers = Vec::new();
-    let mut blobs = Vec::new();
-    let mut new_layers = Vec::new();
-    for (w, (buildpack, holds)) in written.into_iter().zip(names) {
-        image_layers.push(ImageLayer {
-            buildpack,
-            diff_id: w.blob.diff_id.clone(),
-        });
-        blobs.push(BlobSource {
-            digest: w.blob.digest.clone(),
-            file: w.file.clone(),
-        });
-        new_layers.push(NewLayer {
-            blob: w.blob,
-            file: w.file,
-            holds,
-        });
-    }
-    Ok((image_layers, blobs, new_layers))
-}
-
-fn processes(output: &BuildOutput) -> Vec<ProcessMetadata> {
-    output
-        .processes
-        .iter()
-        .map(|p| ProcessMetadata {
-            kind: p.r#type.clone(),
-            command: p.command.iter().take(1).cloned().collect(),
-            args: p.command.iter().skip(1).cloned().collect(),
-            direct: true,
-            buildpack_id: p.buildpack_id.clone(),
-            default: output.default_process.as_deref() == Some(p.r#type.as_str()),
-        })
-        .collect()
-}
-
-#[allow(clippy::too_many_arguments)]
-fn image_settings(
-    args: &Args,
-    base: &Base,
-    output: &BuildOutput,
-    layers: &[ImageLayer],
-    env: Vec<(String, String)>,
-    labels: Vec<(String, String)>,
-    epoch: u64,
-) -> anyhow::Result<Settings> {
-    let base_config = &base.image.image.config;
-    let base_env: Vec<(String, String)> = base_config
-        .config
-        .env
-        .clone()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|kv| {
-            kv.split_once('=')
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        })
-        .collect();
-    let mut image_env = output.launch_env(&base_env);
-    if !image_env.iter().any(|(k, _)| k == "PORT") {
-        image_env.push(("PORT".to_owned(), DEFAULT_PORT.to_owned()));
-    }
-    for (key, value) in env {
-        image_env.retain(|(k, _)| *k != key);
-        image_env.push((key, value));
-    }
-
-    let wanted = args
-        .default_process
-        .clone()
-        .or_else(|| output.default_process.clone());
-    let entrypoint = match &wanted {
-        Some(kind) => {
-            let process = output
-                .processes
-                .iter()
-                .find(|p| &p.r#type == kind)
-                .with_context(|| {
-                    let known: Vec<&str> =
-                        output.processes.iter().map(|p| p.r#type.as_str()).collect();
-                    format!(
-                        "no process of type `{kind}`: the buildpacks made {}",
-                        known.join(", ")
-                    )
-                })?;
-            Some(process.command.clone())
-        }
-        None => {
-            warn!("no default process: the image has no entrypoint; add a Procfile with a `web` process");
-            None
-        }
-    };
-
-    let top_layer = base_config
-        .rootfs
-        .diff_ids
-        .last()
-        .cloned()
-        .context("the base has no layers: pick a base image with a filesystem")?;
-    let mut app_sha = Vec::new();
-    let mut by_buildpack: BTreeMap<String, BuildpackLayers> = BTreeMap::new();
-    for layer in layers {
-        match &layer.buildpack {
-            None => app_sha.push(LayerSha {
-                sha: layer.diff_id.clone(),
-            }),
-            Some((id, name)) => {
-                let version = output
-                    .buildpacks
-                    .iter()
-                    .find(|(bp, _)| bp == id)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default();
-                by_buildpack
-                    .entry(id.clone())
-                    .or_insert_with(|| BuildpackLayers {
-                        key: id.clone(),
-                        version,
-                        layers: BTreeMap::new(),
-                    })
-                    .layers
-                    .insert(
-                        name.clone(),
-                        LayerMetadata {
-                            sha: layer.diff_id.clone(),
-                            launch: true,
-                        },
-                    );
-            }
-        }
-    }
-    let lifecycle = LifecycleMetadata {
-        app: app_sha,
-        buildpacks: output
-            .buildpacks
-            .iter()
-            .filter_map(|(id, _)| by_buildpack.remove(id))
-            .collect(),
-        run_image: RunImage {
-            top_layer: top_layer.clone(),
-            reference: base.reference(),
-        },
-    };
-    let build = BuildMetadata {
-        buildpacks: output
-            .buildpacks
-            .iter()
-            .map(|(id, version)| BuildpackRef {
-                id: id.clone(),
-                version: version.clone(),
-            })
-            .collect(),
-        processes: processes(output),
-    };
-    let record = BaseRecord {
-        name: base.name.clone(),
-        digest: base.digest().clone(),
-        layers: base.image.image.manifest.layers.len(),
-        top_layer,
-        history: base_config.history.len(),
-        env: base_config.config.env.clone().unwrap_or_default(),
-        packages: base
-            .packages
-            .iter()
-            .map(|(name, version)| format!("{name}={version}"))
-            .collect(),
-    };
-
-    let mut all_labels = BTreeMap::new();
-    all_labels.insert(LABEL_LIFECYCLE.to_owned(), to_canonical_string(&lifecycle)?);
-    all_labels.insert(LABEL_BUILD.to_owned(), to_canonical_string(&build)?);
-    all_labels.insert(LABEL_BASE.to_owned(), to_canonical_string(&record)?);
-    all_labels.extend(labels);
-    let mut annotations = BTreeMap::new();
-    annotations.insert(ANNOTATION_BASE_NAME.to_owned(), base.name.clone());
-    annotations.insert(ANNOTATION_BASE_DIGEST.to_owned(), base.digest().to_string());
-
-    Ok(Settings {
-        epoch,
-        env: image_env
-            .into_iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect(),
-        entrypoint,
-        cmd: None,
-        user: Some(RUN_USER.to_owned()),
-        working_dir: Some("/workspace".to_owned()),
-        exposed_ports: vec![format!("{DEFAULT_PORT}/tcp")],
-        labels: all_labels,
-        annotations,
-    })
 }
 
 fn parse_pairs(values: &[String], flag: &str) -> anyhow::Result<Vec<(String, String)>> {
