@@ -50,6 +50,15 @@ pub struct Overrides {
     pub default_process: Option<String>,
 }
 
+/// The layers of an export, and what the app layer left out.
+pub struct Export {
+    pub layers: Vec<ExportedLayer>,
+    /// Paths of the app left out by the default and project.toml rules.
+    pub excluded: Vec<String>,
+    /// Sockets in the app, which an image cannot hold.
+    pub skipped: Vec<String>,
+}
+
 /// Writes one layer per launch layer and one for the app, in parallel, into `work`.
 pub fn export_layers(
     output: &BuildOutput,
@@ -57,7 +66,7 @@ pub fn export_layers(
     epoch: u64,
     work: &Path,
     cache: Option<&Path>,
-) -> anyhow::Result<Vec<ExportedLayer>> {
+) -> anyhow::Result<Export> {
     let mut inputs = Vec::new();
     let mut names = Vec::new();
     for layer in &output.layers {
@@ -79,18 +88,29 @@ pub fn export_layers(
     names.push((None, "app".to_owned()));
 
     let written = write_layers(inputs, epoch, work, cache)?;
-    Ok(written
-        .into_iter()
-        .zip(names)
-        .map(|(w, (buildpack, holds))| ExportedLayer {
+    // The scratch copy, when there was one, already left these out.
+    let mut excluded = output.excluded.clone();
+    let mut skipped = output.skipped.clone();
+    let mut layers = Vec::new();
+    for (w, (buildpack, holds)) in written.into_iter().zip(names) {
+        excluded.extend(w.collected.excluded);
+        skipped.extend(w.collected.skipped);
+        layers.push(ExportedLayer {
             layer: NewLayer {
                 blob: w.blob,
                 file: w.file,
                 holds,
             },
             buildpack,
-        })
-        .collect())
+        });
+    }
+    excluded.sort();
+    excluded.dedup();
+    Ok(Export {
+        layers,
+        excluded,
+        skipped,
+    })
 }
 
 /// The processes as `io.buildpacks.build.metadata` lists them.

@@ -98,6 +98,9 @@ pub struct Buildpack {
     /// The package base the app needs (`[metadata.repave] base`), if the buildpack names one.
     pub base: Option<String>,
     pub api: String,
+    /// Whether `bin/build` writes into `/workspace` (`[metadata.repave] writes-app`). Unless
+    /// a buildpack says it does not, as the Buildpack API lets it, it gets a scratch copy.
+    pub writes_app: bool,
 }
 
 impl Buildpack {
@@ -130,8 +133,10 @@ struct DescriptorMetadata {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
 struct RepaveMetadata {
     base: Option<String>,
+    writes_app: Option<bool>,
 }
 
 /// Loads buildpacks from `dirs`: each is a buildpack (it has a `buildpack.toml`) or a
@@ -204,6 +209,12 @@ fn load_one(dir: &Path) -> Result<Buildpack, BuildpackError> {
         id,
         version: descriptor.buildpack.version,
         dir: dir.to_path_buf(),
+        writes_app: descriptor
+            .metadata
+            .repave
+            .as_ref()
+            .and_then(|r| r.writes_app)
+            .unwrap_or(true),
         base: descriptor.metadata.repave.and_then(|r| r.base),
         api: descriptor.api,
     })

@@ -245,6 +245,7 @@ mod tests {
 
     fn bp(id: &str, base: Option<&str>) -> Buildpack {
         Buildpack {
+            writes_app: true,
             id: id.to_owned(),
             version: "0.1.0".to_owned(),
             name: id.to_owned(),

@@ -1,6 +1,7 @@
 //! The build phase: each buildpack of the detected group runs `bin/build` under bubblewrap
-//! on a scratch copy of the app (`/workspace`) with its layers directory at
-//! `/layers/<id>`, exactly the paths of the run image. Afterwards the layer metadata,
+//! with the app at `/workspace` (a scratch copy when a buildpack writes into it, else the
+//! app itself, read-only) and its layers directory at `/layers/<id>`, exactly the paths of
+//! the run image. Afterwards the layer metadata,
 //! env files and `launch.toml` are read back into a [`BuildOutput`] for the exporter.
 
 use std::os::unix::ffi::OsStrExt;
@@ -49,7 +50,8 @@ pub struct LaunchLayer {
 /// What the build produced. The directories live until this value is dropped.
 #[derive(Debug)]
 pub struct BuildOutput {
-    /// The app as buildpacks left it: the scratch copy.
+    /// The app as buildpacks left it: the scratch copy, or the app itself when no buildpack
+    /// of the group writes into it.
     pub app_dir: PathBuf,
     pub layers: Vec<LaunchLayer>,
     /// The launch environment, in the order the operations apply.
@@ -60,7 +62,8 @@ pub struct BuildOutput {
     pub default_process: Option<String>,
     /// (id, version) of each buildpack that ran.
     pub buildpacks: Vec<(String, String)>,
-    /// Paths of the app left out of the scratch copy (and so of the image) by the rules.
+    /// Paths of the app left out of the scratch copy by the rules (empty when no copy was
+    /// made: the exporter's own walk of the app then reports them).
     pub excluded: Vec<String>,
     /// Sockets in the app, which an image cannot hold.
     pub skipped: Vec<String>,
@@ -112,8 +115,16 @@ pub fn build(
             std::io::Error::new(e.kind(), format!("{e} in `{}`", work_parent.display()))
         })?;
 
-    let scratch = work.path().join("app");
-    let (excluded, skipped) = copy_app(&app, &scratch, &ctx.rules)?;
+    // The app is copied only when a buildpack of the group writes into it; otherwise the
+    // buildpacks see it read-only and the app layer is read straight from the source.
+    let writes_app = detection.group.iter().any(|bp| bp.writes_app);
+    let (workspace, excluded, skipped) = if writes_app {
+        let scratch = work.path().join("app");
+        let (excluded, skipped) = copy_app(&app, &scratch, &ctx.rules)?;
+        (scratch, excluded, skipped)
+    } else {
+        (app.clone(), Vec::new(), Vec::new())
+    };
     let layers_root = work.path().join("layers");
     let platform = work.path().join("platform");
     let plan = work.path().join("plan");
@@ -129,7 +140,7 @@ pub fn build(
     fs_err::write(base.join("packages"), packages)?;
 
     let mut output = BuildOutput {
-        app_dir: scratch.clone(),
+        app_dir: workspace.clone(),
         layers: Vec::new(),
         env: Vec::new(),
         processes: Vec::new(),
@@ -147,6 +158,9 @@ pub fn build(
         let layers = layers_root.join(&name);
         fs_err::create_dir_all(&layers)?;
         let cache = ctx.cache_dir.join("layers").join(&name);
+        // Held until this buildpack's cache is saved again: builds that share a cache
+        // directory take turns with it instead of moving it from under each other.
+        let _cache_lock = lock_cache(&cache)?;
         restore_cache(&cache, &layers)?;
 
         let bp_dir = format!("/cnb/buildpacks/{name}/{}", bp.version);
@@ -177,7 +191,7 @@ pub fn build(
         ]);
         let mut sandbox = Sandbox::new(env)?;
         sandbox
-            .bind(&scratch, "/workspace", true)
+            .bind(&workspace, "/workspace", writes_app)
             .bind(&layers_root, "/layers", true)
             .bind(&bp.dir, &bp_dir, false)
             .bind(&platform, "/platform", false)
@@ -213,10 +227,8 @@ pub fn build(
     Ok(output)
 }
 
-/// Copies what the layer rules would take from `app` to `scratch`: buildpacks never see
-/// excluded files, and the user's directory is never written to.
-/// Copies what the rules include of `app` to `scratch`; returns what they left out and the
-/// sockets skipped.
+/// Copies what the layer rules would take from `app` to `scratch`, so the user's directory
+/// is never written to; returns what the rules left out and the sockets skipped.
 fn copy_app(
     app: &Path,
     scratch: &Path,
@@ -371,6 +383,26 @@ fn collect_processes(
 /// Moves the cache-only layers kept from an earlier build into `layers`.
 // Limitation: only layers that are `cache = true` and not `launch` are kept between
 // builds; launch layers are rebuilt every time.
+/// Takes an exclusive lock on `cache`'s lock file, waiting for another build that holds it.
+fn lock_cache(cache: &Path) -> Result<std::fs::File, BuildpackError> {
+    let mut name = cache.file_name().unwrap_or_default().to_owned();
+    name.push(".lock");
+    let path = cache.with_file_name(name);
+    if let Some(parent) = path.parent() {
+        fs_err::create_dir_all(parent)?;
+    }
+    let file = fs_err::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?
+        .into_parts()
+        .0;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| std::io::Error::other(format!("cannot lock `{}`: {e}", path.display())))?;
+    Ok(file)
+}
+
 fn restore_cache(cache: &Path, layers: &Path) -> Result<(), BuildpackError> {
     if !cache.is_dir() {
         return Ok(());

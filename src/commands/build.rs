@@ -151,22 +151,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let work = tempfile::Builder::new()
         .prefix("export-")
         .tempdir_in(&work_root)?;
-    for path in &output.skipped {
-        warn!(path = %path, "skipped a socket: an image cannot hold sockets");
-    }
-    if !output.excluded.is_empty() {
-        info!(
-            "left out of the image: {} (project.toml include/exclude changes this)",
-            output.excluded.join(", ")
-        );
-    }
-    let layers = export_layers(
+    let export = export_layers(
         &output,
         &rules,
         epoch,
         work.path(),
         (!args.no_cache).then_some(cache.as_path()),
     )?;
+    for path in &export.skipped {
+        warn!(path = %path, "skipped a socket: an image cannot hold sockets");
+    }
+    if !export.excluded.is_empty() {
+        info!(
+            "left out of the image: {} (project.toml include/exclude changes this)",
+            export.excluded.join(", ")
+        );
+    }
+    let layers = export.layers;
     let overrides = Overrides {
         env: parse_pairs(&args.env, "--env")?,
         labels: parse_pairs(&args.label, "--label")?,
@@ -207,7 +208,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map(|(id, version)| format!("{id}@{version}"))
             .collect(),
         processes: processes(&output),
-        excluded: output.excluded.clone(),
+        excluded: export.excluded,
     };
     if args.json {
         super::print_json(&report)?;
