@@ -897,7 +897,7 @@ fn golden_image_has_pinned_manifest_and_config_digests() {
     );
     assert_eq!(
         image.manifest_digest.to_string(),
-        "sha256:1fb8464529395156bf8b16abe528fbac4fc7b9d55c651b6e5461721c3336423d"
+        "sha256:2580c725791780f7d281a6a131dfe71f37db89629feaadec3e47e4e4bd928754"
     );
 }
 
