@@ -383,6 +383,11 @@ fn check_layers(built: &Built, fixture: &Fixture) {
         }
         if is_app {
             assert_eq!(layer["holds"], "app", "the last layer is not the app");
+            let workspace = members.iter().find(|m| m.name == b"workspace");
+            assert!(
+                workspace.is_some_and(|m| m.kind == "dir" && m.mode == 0o755 && m.uid == 0),
+                "the app layer has no root-owned 0755 /workspace: {workspace:?}"
+            );
             let wanted = format!("workspace/{}", fixture.app_file);
             assert!(
                 members.iter().any(|m| m.name == wanted.as_bytes()),
