@@ -48,6 +48,9 @@ pub fn run_image_with_env(bundle: &Bundle, extra_env: &[(&str, &str)]) -> Runnin
     let log_dir = tempfile::tempdir().expect("log dir");
     let log = log_dir.path().join("app.log");
     let log_file = std::fs::File::create(&log).expect("log file");
+    // As runc does for stdio, the process's stdout and stderr belong to its user, so an
+    // app that reopens `/dev/stderr` (lighttpd's errorlog) can.
+    std::os::unix::fs::fchown(&log_file, Some(uid), Some(gid)).expect("chown log file");
 
     let mut command = Command::new(bwrap);
     command
