@@ -11,7 +11,7 @@ use tracing::warn;
 
 use crate::bases::Base;
 use crate::buildpack::BuildOutput;
-use crate::image::assemble::{NewLayer, Settings};
+use crate::image::assemble::{base_history, NewLayer, Settings};
 use crate::image::metadata::{
     BaseRecord, BuildMetadata, BuildpackLayers, BuildpackRef, LayerMetadata, LayerSha,
     LifecycleMetadata, ProcessMetadata, RunImage, LABEL_BASE, LABEL_BUILD, LABEL_LIFECYCLE,
@@ -251,8 +251,9 @@ pub fn image_settings(
         digest: base.digest().clone(),
         layers: base.image.image.manifest.layers.len(),
         top_layer,
-        history: base_config.history.len(),
+        history: base_history(base_config, base.image.image.manifest.layers.len()).len(),
         env: base_config.config.env.clone().unwrap_or_default(),
+        labels: base_config.labels().into_keys().collect(),
         packages: base
             .packages
             .iter()

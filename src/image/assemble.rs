@@ -150,7 +150,7 @@ fn runtime_config(base: &RuntimeConfig, settings: &Settings) -> RuntimeConfig {
 
 /// The base's history, or one entry per base layer when the base has none, so that the
 /// new image's history always matches its layers.
-fn base_history(base: &ImageConfig, layer_count: usize) -> Vec<History> {
+pub fn base_history(base: &ImageConfig, layer_count: usize) -> Vec<History> {
     let non_empty = base
         .history
         .iter()

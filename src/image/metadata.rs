@@ -92,6 +92,9 @@ pub struct BaseRecord {
     pub history: usize,
     /// The base's environment, so a rebase can tell base-owned variables from the app's.
     pub env: Vec<String>,
+    /// Keys of the labels that came from the base.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
     /// Packages of a package base, as `name=version`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<String>,
