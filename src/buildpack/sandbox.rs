@@ -59,10 +59,12 @@ pub(crate) struct Sandbox {
 impl Sandbox {
     /// A sandbox that sees the host read-only, with `env` as its whole environment.
     pub(crate) fn new(env: Vec<(String, String)>) -> Result<Sandbox, BuildpackError> {
-        let mut args: Vec<std::ffi::OsString> = ["--die-with-parent", "--new-session"]
-            .iter()
-            .map(Into::into)
-            .collect();
+        // A pid namespace of its own: whatever a build step starts ends with it.
+        let mut args: Vec<std::ffi::OsString> =
+            ["--die-with-parent", "--new-session", "--unshare-pid"]
+                .iter()
+                .map(Into::into)
+                .collect();
         let mut roots: Vec<PathBuf> = Vec::new();
         for entry in fs_err::read_dir("/")? {
             roots.push(entry?.path());
