@@ -121,7 +121,7 @@ fn cached_layer(
 
 /// Where the diff_id → blob records of this tool version and layer encoding live.
 fn index_dir(cache: &Path) -> PathBuf {
-    cache.join("layers").join(format!(
+    cache.join("layer-index").join(format!(
         "{}-{}",
         env!("CARGO_PKG_VERSION"),
         super::writer::LAYER_FORMAT
