@@ -972,3 +972,75 @@ fn usage_errors_exit_2_and_failures_exit_1_naming_what_was_wrong() {
     assert!(stderr.contains("nope"), "{stderr}");
     assert!(!temp.path().join("repave-image").exists());
 }
+
+/// `docker-archive:` output is what `docker save` writes: skopeo reads it, it holds the
+/// same config as the layout build, its layers are the uncompressed diff_ids, and the image
+/// copied out of it runs.
+#[test]
+fn docker_archive_output_is_read_by_skopeo_and_runs() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = locked_go_app(temp.path());
+    let layout = temp.path().join("image");
+    let built = build_json(&app, &layout, "app", &[]);
+    let archive = temp.path().join("app.tar");
+    let reference = format!("docker-archive:{}:example/app:v1", archive.display());
+    let report = json_stdout(&run_ok(
+        repave()
+            .arg("build")
+            .arg(&app)
+            .args(["--output", &reference, "--json", "--tag", "extra"]),
+    ));
+    assert_eq!(
+        report["digest"], built["digest"],
+        "the image is the same wherever it goes"
+    );
+
+    let config = run_ok(
+        Command::new(require_tool("skopeo", "skopeo"))
+            .args(["inspect", "--config", "--raw"])
+            .arg(format!("docker-archive:{}", archive.display())),
+    );
+    let config_digest = repave::digest::Digest::of(&config.stdout);
+    assert_eq!(
+        config_digest.to_string(),
+        built["config_digest"].as_str().unwrap()
+    );
+
+    let listing = run_ok(
+        Command::new("tar")
+            .arg("-xOf")
+            .arg(&archive)
+            .arg("manifest.json"),
+    );
+    let manifest: Value = serde_json::from_slice(&listing.stdout).expect("manifest.json");
+    assert_eq!(
+        manifest[0]["RepoTags"],
+        serde_json::json!(["example/app:v1", "example/app:extra"])
+    );
+    let config_json: Value = serde_json::from_slice(&config.stdout).expect("config");
+    let diff_ids: Vec<String> = config_json["rootfs"]["diff_ids"]
+        .as_array()
+        .expect("diff_ids")
+        .iter()
+        .map(|d| format!("{}.tar", d.as_str().unwrap().trim_start_matches("sha256:")))
+        .collect();
+    let layers: Vec<String> = manifest[0]["Layers"]
+        .as_array()
+        .expect("Layers")
+        .iter()
+        .map(|l| l.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(layers, diff_ids);
+
+    let copied = temp.path().join("copied");
+    run_ok(
+        Command::new(require_tool("skopeo", "skopeo"))
+            .args(["copy", "-q"])
+            .arg(format!("docker-archive:{}", archive.display()))
+            .arg(oci(&copied, "app")),
+    );
+    let bundle = umoci_unpack(&copied, "app", &temp.path().join("bundle"));
+    let mut running = run_image(&bundle);
+    let (status, body) = running.get("/");
+    assert_eq!((status, body.trim()), (200, "hello from go"));
+}

@@ -1,5 +1,6 @@
-//! Where images live. For now OCI image layouts ([`layout`]); every command that reads or
-//! writes an image goes through [`Target`]-style helpers here.
+//! Where images live: OCI image layouts ([`layout`]) and docker-archive tarballs
+//! ([`archive`], output only so far). Commands read and write images through [`output`].
 
+pub mod archive;
 pub mod layout;
 pub mod output;

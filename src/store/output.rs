@@ -45,6 +45,17 @@ pub fn write_image(
             tags.extend(extra_tags.iter().cloned());
             write_layout(dir, image, blobs, &tags)
         }
+        Reference::DockerArchive { file, name } => {
+            let mut names = Vec::new();
+            if let Some(name) = name {
+                let repo = name
+                    .rsplit_once(':')
+                    .map_or(name.as_str(), |(repo, _)| repo);
+                names.push(name.clone());
+                names.extend(extra_tags.iter().map(|tag| format!("{repo}:{tag}")));
+            }
+            super::archive::write_archive(file, &names, image, blobs)
+        }
         other => Err(StoreError::Unsupported(other.to_string())),
     }
 }
