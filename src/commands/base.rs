@@ -62,7 +62,7 @@ pub struct LockArgs {
 pub struct BuildArgs {
     /// The lock written by `repave base lock`.
     lock: PathBuf,
-    /// Where the image goes: `oci:DIR[:TAG]`.
+    /// Where the image goes: `oci:DIR[:TAG]` or `docker-archive:FILE[:REPO:TAG]`.
     #[arg(long, value_name = "TARGET", required = true)]
     output: String,
     /// Print one JSON object on stdout.

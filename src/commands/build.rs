@@ -32,7 +32,7 @@ pub struct Args {
     /// The app directory.
     #[arg(default_value = ".")]
     dir: PathBuf,
-    /// Where the image goes: `oci:DIR[:TAG]`.
+    /// Where the image goes: `oci:DIR[:TAG]` or `docker-archive:FILE[:REPO:TAG]`.
     #[arg(
         long,
         default_value = "oci:./repave-image:latest",
