@@ -1044,3 +1044,57 @@ fn docker_archive_output_is_read_by_skopeo_and_runs() {
     let (status, body) = running.get("/");
     assert_eq!((status, body.trim()), (200, "hello from go"));
 }
+
+/// A docker-archive is read as well as written: `inspect` reads it, and a base saved as
+/// one is built on with its layer files passed through byte for byte.
+#[test]
+fn docker_archive_input_serves_inspect_and_bases() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = locked_go_app(temp.path());
+    let base_archive = temp.path().join("base.tar");
+    let base_ref = format!("docker-archive:{}:bases/static:1", base_archive.display());
+    run_ok(
+        repave()
+            .args(["base", "build"])
+            .arg(app.join("repave.lock"))
+            .args(["--output", &base_ref]),
+    );
+
+    let layout = temp.path().join("image");
+    let built = build_json(&app, &layout, "app", &["--base", &base_ref]);
+    assert_eq!(built["base"]["name"], "static", "{built}");
+    let manifest = skopeo_manifest(&layout, "app");
+    let config = skopeo_config(&layout, "app");
+    validate_schema(Schema::Manifest, &manifest);
+    let layers = manifest["layers"].as_array().expect("layers");
+    let diff_ids = config["rootfs"]["diff_ids"].as_array().expect("diff_ids");
+    let base_layers = built["base"]["layers"].as_u64().expect("base layer count") as usize;
+    assert!(base_layers > 0);
+    for (layer, diff_id) in layers.iter().zip(diff_ids).take(base_layers) {
+        assert_eq!(layer["mediaType"], "application/vnd.oci.image.layer.v1.tar");
+        assert_eq!(
+            layer["digest"], *diff_id,
+            "an archive's tar layer is its own diff_id"
+        );
+    }
+    let bundle = umoci_unpack(&layout, "app", &temp.path().join("bundle"));
+    let (status, body) = run_image(&bundle).get("/");
+    assert_eq!((status, body.trim()), (200, "hello from go"));
+
+    let report = json_stdout(&run_ok(
+        repave().arg("inspect").arg(&base_ref).arg("--json"),
+    ));
+    assert_eq!(report["os"], "linux");
+    assert!(
+        report["labels"]["io.buildpacks.base.distro.name"] == "debian",
+        "{report}"
+    );
+    let missing = run_fails(
+        repave().arg("inspect").arg(format!(
+            "docker-archive:{}:no/such:tag",
+            base_archive.display()
+        )),
+        1,
+    );
+    assert!(missing.contains("no/such:tag"), "{missing}");
+}

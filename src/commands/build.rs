@@ -39,7 +39,8 @@ pub struct Args {
         value_name = "TARGET"
     )]
     output: String,
-    /// Build on this image instead of the buildpack's package base: `oci:DIR[:TAG|@sha256:…]`.
+    /// Build on this image instead of the buildpack's package base: `oci:DIR[:TAG|@sha256:…]`
+    /// or `docker-archive:FILE[:REPO:TAG]`.
     #[arg(long, value_name = "BASE")]
     base: Option<String>,
     /// Pin the package base with this lock instead of DIR/repave.lock.

@@ -15,7 +15,7 @@ use crate::store::output::read_image;
 /// Show an image's layers, base, buildpacks, processes, user and labels.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The image: `oci:DIR[:TAG|@sha256:…]`.
+    /// The image: `oci:DIR[:TAG|@sha256:…]` or `docker-archive:FILE[:REPO:TAG]`.
     image: String,
     /// Print one JSON object on stdout.
     #[arg(long)]

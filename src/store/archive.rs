@@ -1,20 +1,26 @@
-//! docker-archive output: the tarball `docker save` writes and `docker load`, `podman load`
-//! and skopeo read. Layers are stored uncompressed under their diff_id, as `docker save`
-//! does, so the archive's own bytes depend only on the image; the file appears at its path
-//! by rename, whole or not at all.
+//! docker-archive: the tarball `docker save` writes and `docker load`, `podman load` and
+//! skopeo read. Output stores layers uncompressed under their diff_id, as `docker save`
+//! does, so the archive's bytes depend only on the image, and appears at its path by
+//! rename, whole or not at all. Input unpacks the archive into a scratch OCI layout whose
+//! layer blobs are the archive's layer files byte for byte.
 
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::digest::{Digest, DigestWriter};
 use crate::image::assemble::Assembled;
-use crate::image::spec::{MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_LAYER_ZSTD};
+use crate::image::spec::{
+    Descriptor, Manifest, MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_LAYER_ZSTD,
+    MEDIA_TYPE_MANIFEST,
+};
 use crate::json;
-use crate::store::output::{BlobSource, StoreError};
+use crate::layer::MEDIA_TYPE_LAYER_GZIP;
+use crate::store::layout::Layout;
+use crate::store::output::{BlobSource, SourceImage, StoreError};
 
-/// One image's entry in the archive's `manifest.json`.
+/// One image's entry in the archive's `manifest.json`, as written.
 #[derive(Serialize)]
 struct ArchiveManifest<'a> {
     #[serde(rename = "Config")]
@@ -157,4 +163,99 @@ impl Read for Reader {
             Reader::Zstd(r) => r.read(buf),
         }
     }
+}
+
+/// One image's entry in the archive's `manifest.json`, as read.
+#[derive(Deserialize)]
+struct ReadManifest {
+    #[serde(rename = "Config")]
+    config: String,
+    #[serde(rename = "RepoTags", default)]
+    repo_tags: Option<Vec<String>>,
+    #[serde(rename = "Layers")]
+    layers: Vec<String>,
+}
+
+/// Reads the image named `name` (or the only image) of the docker-archive at `file`.
+pub fn read_archive(file: &Path, name: Option<&str>) -> Result<SourceImage, StoreError> {
+    let bad = |message: String| {
+        StoreError::Io(io::Error::other(format!(
+            "`{}` is not a readable docker-archive: {message}",
+            file.display()
+        )))
+    };
+    let scratch = tempfile::Builder::new()
+        .prefix("repave-archive-")
+        .tempdir()?;
+    let unpacked = scratch.path().join("files");
+    fs_err::create_dir_all(&unpacked)?;
+    let mut archive = tar::Archive::new(io::BufReader::new(fs_err::File::open(file)?));
+    for entry in archive.entries().map_err(|e| bad(e.to_string()))? {
+        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+        if entry.header().entry_type().is_file() {
+            // Paths are checked by `unpack_in`, which refuses `..` and absolute names.
+            entry.unpack_in(&unpacked).map_err(|e| bad(e.to_string()))?;
+        }
+    }
+
+    let manifests: Vec<ReadManifest> = serde_json::from_slice(
+        &fs_err::read(unpacked.join("manifest.json"))
+            .map_err(|_| bad("no manifest.json".into()))?,
+    )
+    .map_err(|e| bad(format!("manifest.json: {e}")))?;
+    let chosen = match name {
+        Some(name) => manifests
+            .iter()
+            .find(|m| m.repo_tags.iter().flatten().any(|t| t == name))
+            .ok_or_else(|| bad(format!("no image tagged `{name}`")))?,
+        None if manifests.len() == 1 => &manifests[0],
+        None => {
+            return Err(bad(format!(
+                "it holds {} images: name one with `docker-archive:FILE:REPO:TAG`",
+                manifests.len()
+            )))
+        }
+    };
+
+    let layout = Layout::create(&scratch.path().join("layout"))?;
+    let config_bytes = fs_err::read(unpacked.join(&chosen.config))?;
+    let config_digest = layout.write_blob(&config_bytes)?;
+    let mut layers = Vec::new();
+    for path in &chosen.layers {
+        let source = unpacked.join(path);
+        let (digest, size) =
+            crate::digest::digest_reader(io::BufReader::new(fs_err::File::open(&source)?))?;
+        layout.import_blob(&source, &digest)?;
+        layers.push(Descriptor::new(media_type_of(&source)?, digest, size));
+    }
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(MEDIA_TYPE_MANIFEST.to_owned()),
+        config: Descriptor::new(MEDIA_TYPE_CONFIG, config_digest, config_bytes.len() as u64),
+        layers,
+        annotations: Default::default(),
+    };
+    let manifest_bytes =
+        json::to_canonical_vec(&manifest).map_err(|e| bad(format!("manifest: {e}")))?;
+    let digest = layout.write_blob(&manifest_bytes)?;
+    let descriptor = Descriptor::new(MEDIA_TYPE_MANIFEST, digest, manifest_bytes.len() as u64);
+    let image = layout.image(&descriptor)?;
+    fs_err::remove_dir_all(&unpacked)?;
+    Ok(SourceImage {
+        layout,
+        image,
+        scratch: Some(std::sync::Arc::new(scratch)),
+    })
+}
+
+/// A layer file's media type, from its first bytes: gzip, zstd or a plain tar.
+fn media_type_of(path: &Path) -> io::Result<&'static str> {
+    let mut magic = [0u8; 4];
+    let mut file = fs_err::File::open(path)?;
+    let read = file.read(&mut magic)?;
+    Ok(match &magic[..read] {
+        [0x1f, 0x8b, ..] => MEDIA_TYPE_LAYER_GZIP,
+        [0x28, 0xb5, 0x2f, 0xfd] => MEDIA_TYPE_LAYER_ZSTD,
+        _ => MEDIA_TYPE_LAYER_TAR,
+    })
 }

@@ -1,5 +1,5 @@
 //! Where images live: OCI image layouts ([`layout`]) and docker-archive tarballs
-//! ([`archive`], output only so far). Commands read and write images through [`output`].
+//! ([`archive`]). Commands read and write images through [`output`].
 
 pub mod archive;
 pub mod layout;

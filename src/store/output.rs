@@ -150,6 +150,9 @@ fn fill(
 pub struct SourceImage {
     pub layout: Layout,
     pub image: StoredImage,
+    /// A layout made for the read (from a docker-archive), removed when the last clone of
+    /// this value is dropped.
+    pub scratch: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
 impl SourceImage {
@@ -183,7 +186,14 @@ pub fn read_image(reference: &Reference) -> Result<SourceImage, StoreError> {
                     .into());
                 }
             }
-            Ok(SourceImage { layout, image })
+            Ok(SourceImage {
+                layout,
+                image,
+                scratch: None,
+            })
+        }
+        Reference::DockerArchive { file, name } => {
+            super::archive::read_archive(file, name.as_deref())
         }
         other => Err(StoreError::Unsupported(other.to_string())),
     }
