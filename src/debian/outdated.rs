@@ -70,6 +70,9 @@ pub fn outdated(lock: &Lock, opts: &Options) -> Result<Outdated, DebianError> {
     Ok(compare(lock, &universe))
 }
 
+// Limitation: only the version is compared, so the same version moving from the security
+// archive into a point release is not reported (`--update` still rewrites its pool path);
+// a mirror older than the lock reports its older version as the available one.
 fn compare(lock: &Lock, universe: &Universe) -> Outdated {
     let mut outdated = Outdated::default();
     for locked in &lock.locked {
