@@ -1,5 +1,6 @@
-//! `repave base lock` and `repave base build`: pin a package base from a definition, and
-//! build its image from the lock alone.
+//! `repave base lock`, `repave base outdated` and `repave base build`: pin a package base
+//! from a definition (or relock it to the newest versions), tell whether a lock is behind
+//! the suite's current index, and build its image from the lock alone.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +11,7 @@ use tracing::info;
 
 use super::CacheArgs;
 use crate::bases::{build_package_base, debian_options};
-use crate::debian::{self, Definition, Lock};
+use crate::debian::{self, Definition, Lock, LockChanges};
 use crate::digest::Digest;
 use crate::epoch::build_epoch;
 use crate::reference::Reference;
@@ -19,8 +20,12 @@ use crate::store::output::write_image;
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     Lock(LockArgs),
+    Outdated(OutdatedArgs),
     Build(BuildArgs),
 }
+
+/// The exit code of `base outdated` when updates are available.
+const EXIT_OUTDATED: u8 = 10;
 
 /// Flags that say where Debian packages come from and how their index is checked.
 #[derive(Debug, Clone, clap::Args)]
@@ -44,12 +49,30 @@ impl PackageArgs {
 
 /// Resolve a base definition against the suite's signed index and write a lock.
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["output", "update"])))]
 pub struct LockArgs {
     /// The base definition (TOML: suite, components, architecture, packages, exclude).
     definition: PathBuf,
     /// Where to write the lock.
-    #[arg(long, value_name = "LOCK", required = true)]
-    output: PathBuf,
+    #[arg(long, value_name = "LOCK")]
+    output: Option<PathBuf>,
+    /// Relock an existing lock to the newest versions, printing what changed; the file is
+    /// left untouched when nothing did.
+    #[arg(long, value_name = "LOCK")]
+    update: Option<PathBuf>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    packages: PackageArgs,
+}
+
+/// Compare a lock with the suite's current signed index: exit 0 when current, 10 when
+/// updates are available (security updates are marked).
+#[derive(Debug, clap::Args)]
+pub struct OutdatedArgs {
+    /// The lock written by `repave base lock`.
+    lock: PathBuf,
     /// Print one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -77,6 +100,23 @@ struct LockReport<'a> {
     lock: String,
     name: &'a str,
     packages: Vec<String>,
+    /// With `--update`: whether the lock was rewritten, and what changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changes: Option<&'a LockChanges>,
+}
+
+#[derive(Serialize)]
+struct OutdatedReport<'a> {
+    lock: String,
+    current: bool,
+    packages: &'a [debian::Update],
+    vanished: &'a [debian::PackageVersion],
+    relock_needed: bool,
+    added: &'a [debian::PackageVersion],
+    removed: &'a [debian::PackageVersion],
+    relock_error: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -90,6 +130,7 @@ struct BuildReport {
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Lock(args) => lock(args),
+        Command::Outdated(args) => outdated(args),
         Command::Build(args) => build(args),
     }
 }
@@ -97,13 +138,25 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
 fn lock(args: LockArgs) -> anyhow::Result<ExitCode> {
     let definition = Definition::load(&args.definition)?;
     let options = args.packages.options()?;
+    let (path, previous) = match (&args.output, &args.update) {
+        (_, Some(update)) => (update, Some(Lock::load(update)?)),
+        (Some(output), None) => (output, None),
+        (None, None) => anyhow::bail!("pass --output LOCK or --update LOCK"),
+    };
     let lock = debian::lock(&definition, &options)?;
-    lock.save(&args.output)?;
-    info!(
-        lock = %args.output.display(),
-        packages = lock.locked.len(),
-        "wrote lock"
-    );
+    let changes = previous
+        .as_ref()
+        .map(|old| LockChanges::between(old, &lock));
+
+    // An unchanged relock keeps the file byte for byte, re-signed InRelease or not.
+    let write = previous.as_ref().is_none_or(|old| !old.same_content(&lock));
+    if write {
+        lock.save(path)?;
+        info!(lock = %path.display(), packages = lock.locked.len(), "wrote lock");
+    } else {
+        info!(lock = %path.display(), "lock is current; left unchanged");
+    }
+
     let packages: Vec<String> = lock
         .locked
         .iter()
@@ -111,16 +164,106 @@ fn lock(args: LockArgs) -> anyhow::Result<ExitCode> {
         .collect();
     if args.json {
         super::print_json(&LockReport {
-            lock: args.output.display().to_string(),
+            lock: path.display().to_string(),
             name: &lock.name,
             packages,
+            changed: previous.as_ref().map(|_| write),
+            changes: changes.as_ref(),
         })?;
+    } else if let Some(changes) = &changes {
+        for change in &changes.updated {
+            println!("{}: {} → {}", change.name, change.old, change.new);
+        }
+        for added in &changes.added {
+            println!("{}: added {}", added.name, added.version);
+        }
+        for removed in &changes.removed {
+            println!("{}: removed {}", removed.name, removed.version);
+        }
+        eprintln!(
+            "{}: {} updated, {} added, {} removed",
+            path.display(),
+            changes.updated.len(),
+            changes.added.len(),
+            changes.removed.len()
+        );
     } else {
         for package in packages {
             eprintln!("  {package}");
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn outdated(args: OutdatedArgs) -> anyhow::Result<ExitCode> {
+    let lock = Lock::load(&args.lock)?;
+    let options = args.packages.options()?;
+    let outdated = debian::outdated(&lock, &options)?;
+    let current = outdated.is_current();
+
+    if args.json {
+        super::print_json(&OutdatedReport {
+            lock: args.lock.display().to_string(),
+            current,
+            packages: &outdated.packages,
+            vanished: &outdated.vanished,
+            relock_needed: outdated.relock_needed(),
+            added: &outdated.added,
+            removed: &outdated.removed,
+            relock_error: outdated.relock_error.as_deref(),
+        })?;
+    } else {
+        for update in &outdated.packages {
+            let mark = if update.security { " [security]" } else { "" };
+            println!(
+                "{} {} → {} ({}){mark}",
+                update.name, update.locked, update.available, update.archive
+            );
+        }
+        for gone in &outdated.vanished {
+            println!("{} {} → vanished from the index", gone.name, gone.version);
+        }
+        for added in &outdated.added {
+            println!(
+                "{} → {} (relock needed: new dependency)",
+                added.name, added.version
+            );
+        }
+        for removed in &outdated.removed {
+            println!(
+                "{} {} → (relock needed: no longer needed)",
+                removed.name, removed.version
+            );
+        }
+        let security = outdated.packages.iter().filter(|u| u.security).count();
+        if current {
+            eprintln!(
+                "{}: all {} packages are current",
+                args.lock.display(),
+                lock.locked.len()
+            );
+        } else {
+            eprintln!(
+                "{}: {} of {} packages outdated ({security} security), {} vanished{}: run \
+                 `repave base lock DEF.toml --update {}`",
+                args.lock.display(),
+                outdated.packages.len(),
+                lock.locked.len(),
+                outdated.vanished.len(),
+                if outdated.relock_needed() {
+                    ", relock needed"
+                } else {
+                    ""
+                },
+                args.lock.display()
+            );
+        }
+    }
+    Ok(if current {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_OUTDATED)
+    })
 }
 
 fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {

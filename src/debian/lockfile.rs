@@ -3,6 +3,7 @@
 //! sorted by name, gives version, archive, pool path, size and sha256. No mirror host.
 
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -117,10 +118,43 @@ impl Lock {
             source,
         };
         let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(io_err)?;
+        // A relocked file keeps its mode; a new one is readable by all, as a lock is shared.
+        let permissions = match fs_err::metadata(path) {
+            Ok(existing) => existing.permissions(),
+            Err(_) => std::fs::Permissions::from_mode(0o644),
+        };
+        temp.as_file()
+            .set_permissions(permissions)
+            .map_err(io_err)?;
         temp.write_all(self.to_toml().as_bytes()).map_err(io_err)?;
         temp.as_file().sync_all().map_err(io_err)?;
         temp.persist(path).map_err(|e| io_err(e.error))?;
         Ok(())
+    }
+
+    /// Whether `other` pins the same definition and the same packages. The `[[release]]`
+    /// records are left out: a suite's InRelease is re-signed daily, so comparing them would
+    /// make every relock a change.
+    pub fn same_content(&self, other: &Lock) -> bool {
+        let Lock {
+            version,
+            name,
+            suite,
+            architecture,
+            components,
+            packages,
+            exclude,
+            releases: _,
+            locked,
+        } = self;
+        *version == other.version
+            && *name == other.name
+            && *suite == other.suite
+            && *architecture == other.architecture
+            && *components == other.components
+            && *packages == other.packages
+            && *exclude == other.exclude
+            && *locked == other.locked
     }
 
     /// The major Debian release (`12`) from the main suite's InRelease `Version:`.
@@ -208,6 +242,13 @@ mod tests {
         assert!(!text.contains("http"));
         assert_eq!(Lock::parse(&text, Path::new("l.lock")).unwrap(), lock);
         assert_eq!(lock.distro_major(), Some("12"));
+
+        let mut resigned = lock.clone();
+        resigned.releases[1].inrelease_sha256 = "e".repeat(64);
+        assert!(lock.same_content(&resigned));
+        let mut updated = lock.clone();
+        updated.locked[1].version = "2025c-0+deb12u1".into();
+        assert!(!lock.same_content(&updated));
     }
 
     #[test]
@@ -217,6 +258,11 @@ mod tests {
         sample().save(&path).unwrap();
         assert_eq!(Lock::load(&path).unwrap(), sample());
         assert_eq!(fs_err::read_dir(dir.path()).unwrap().count(), 1);
+        let mode = |p: &Path| fs_err::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o644);
+        fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        sample().save(&path).unwrap();
+        assert_eq!(mode(&path), 0o640);
 
         let mut unsorted = sample();
         unsorted.locked.reverse();

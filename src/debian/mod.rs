@@ -12,6 +12,7 @@ mod index;
 mod lockfile;
 #[cfg(test)]
 mod network_tests;
+mod outdated;
 mod release;
 mod resolve;
 mod sources;
@@ -26,6 +27,7 @@ use tracing::info;
 pub use content::{base_content, BaseContent};
 pub use definition::Definition;
 pub use lockfile::{Lock, LockedPackage, LockedRelease};
+pub use outdated::{outdated, Change, LockChanges, Outdated, PackageVersion, Update};
 pub use sources::{Archive, Source, SourcesConfig};
 
 /// The Debian archive keyring as the `debian-archive-keyring` package installs it.
@@ -84,38 +86,7 @@ pub struct Options {
 /// Resolves `def` against the current signed indexes of its suite, `-updates` and
 /// `-security`, and returns the lock.
 pub fn lock(def: &Definition, opts: &Options) -> Result<Lock, DebianError> {
-    let keyring = release::load_keyring(&opts.keyring)?;
-    let fetcher = fetch::Fetcher::new(&opts.cache_dir);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-
-    // Limitation: bookworm and bookworm-updates publish no Valid-Until, so only the
-    // security suite is required to carry one; a Valid-Until in the past is always refused.
-    let suites = [
-        (def.suite.clone(), Archive::Main, false),
-        (format!("{}-updates", def.suite), Archive::Main, false),
-        (format!("{}-security", def.suite), Archive::Security, true),
-    ];
-    let mut releases = Vec::new();
-    let mut packages = Vec::new();
-    for (suite, archive, require_valid_until) in &suites {
-        let base_url = opts.sources.mirror(*archive, &def.suite)?;
-        let request = suite::SuiteRequest {
-            base_url: &base_url,
-            suite,
-            archive: *archive,
-            components: &def.components,
-            architecture: &def.architecture,
-            require_valid_until: *require_valid_until,
-            now,
-        };
-        let (release, found) = suite::read_suite(&fetcher, &keyring, &request)?;
-        releases.push(release);
-        packages.extend(found);
-    }
-
+    let (releases, packages) = read_suites(&def.suite, &def.components, &def.architecture, opts)?;
     let universe = resolve::Universe::new(&def.architecture, packages);
     let resolved = resolve::resolve(&universe, &def.packages, &def.exclude)?;
     let total: u64 = resolved.iter().map(|p| p.size).sum();
@@ -148,4 +119,46 @@ pub fn lock(def: &Definition, opts: &Options) -> Result<Lock, DebianError> {
             })
             .collect(),
     })
+}
+
+/// Reads the current signed InRelease and Packages indexes of `suite`, `-updates` and
+/// `-security`: what a lock records of each release, and every package they list.
+fn read_suites(
+    suite: &str,
+    components: &[String],
+    architecture: &str,
+    opts: &Options,
+) -> Result<(Vec<LockedRelease>, Vec<index::Package>), DebianError> {
+    let keyring = release::load_keyring(&opts.keyring)?;
+    let fetcher = fetch::Fetcher::new(&opts.cache_dir);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+
+    // Limitation: bookworm and bookworm-updates publish no Valid-Until, so only the
+    // security suite is required to carry one; a Valid-Until in the past is always refused.
+    let suites = [
+        (suite.to_owned(), Archive::Main, false),
+        (format!("{suite}-updates"), Archive::Main, false),
+        (format!("{suite}-security"), Archive::Security, true),
+    ];
+    let mut releases = Vec::new();
+    let mut packages = Vec::new();
+    for (name, archive, require_valid_until) in &suites {
+        let base_url = opts.sources.mirror(*archive, suite)?;
+        let request = suite::SuiteRequest {
+            base_url: &base_url,
+            suite: name,
+            archive: *archive,
+            components,
+            architecture,
+            require_valid_until: *require_valid_until,
+            now,
+        };
+        let (release, found) = suite::read_suite(&fetcher, &keyring, &request)?;
+        releases.push(release);
+        packages.extend(found);
+    }
+    Ok((releases, packages))
 }
