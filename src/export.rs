@@ -185,12 +185,7 @@ pub fn image_settings(
         }
     };
 
-    let top_layer = base_config
-        .rootfs
-        .diff_ids
-        .last()
-        .cloned()
-        .context("the base has no layers: pick a base image with a filesystem")?;
+    let top_layer = top_layer(base)?;
     let mut app_sha = Vec::new();
     let mut by_buildpack: BTreeMap<String, BuildpackLayers> = BTreeMap::new();
     for layer in layers {
@@ -246,20 +241,7 @@ pub fn image_settings(
             .collect(),
         processes: processes(output),
     };
-    let record = BaseRecord {
-        name: base.name.clone(),
-        digest: base.digest().clone(),
-        layers: base.image.image.manifest.layers.len(),
-        top_layer,
-        history: base_history(base_config, base.image.image.manifest.layers.len()).len(),
-        env: base_config.config.env.clone().unwrap_or_default(),
-        labels: base_config.labels().into_keys().collect(),
-        packages: base
-            .packages
-            .iter()
-            .map(|(name, version)| format!("{name}={version}"))
-            .collect(),
-    };
+    let record = base_record(base)?;
 
     let mut all_labels = BTreeMap::new();
     all_labels.insert(LABEL_LIFECYCLE.to_owned(), to_canonical_string(&lifecycle)?);
@@ -283,5 +265,37 @@ pub fn image_settings(
         exposed_ports: vec![format!("{DEFAULT_PORT}/tcp")],
         labels: all_labels,
         annotations,
+    })
+}
+
+/// The base's top layer diff_id, which the CNB metadata records as `runImage.topLayer`.
+pub fn top_layer(base: &Base) -> anyhow::Result<crate::digest::Digest> {
+    base.image
+        .image
+        .config
+        .rootfs
+        .diff_ids
+        .last()
+        .cloned()
+        .context("the base has no layers: pick a base image with a filesystem")
+}
+
+/// repave's record of `base`, as an image built on it carries it (`io.repave.base`).
+pub fn base_record(base: &Base) -> anyhow::Result<BaseRecord> {
+    let config = &base.image.image.config;
+    let layers = base.image.image.manifest.layers.len();
+    Ok(BaseRecord {
+        name: base.name.clone(),
+        digest: base.digest().clone(),
+        layers,
+        top_layer: top_layer(base)?,
+        history: base_history(config, layers).len(),
+        env: config.config.env.clone().unwrap_or_default(),
+        labels: config.labels().into_keys().collect(),
+        packages: base
+            .packages
+            .iter()
+            .map(|(name, version)| format!("{name}={version}"))
+            .collect(),
     })
 }

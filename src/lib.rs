@@ -12,5 +12,6 @@ pub mod image;
 pub mod json;
 pub mod layer;
 pub mod project;
+pub mod rebase;
 pub mod reference;
 pub mod store;

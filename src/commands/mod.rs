@@ -13,6 +13,7 @@ mod build;
 mod detect;
 mod inspect;
 mod lock;
+mod rebase;
 
 /// Build minimal, reproducible OCI images from source, and repave them onto patched bases.
 #[derive(Debug, Parser)]
@@ -37,6 +38,7 @@ enum Command {
     #[command(subcommand)]
     Base(base::Command),
     Inspect(inspect::Args),
+    Rebase(rebase::Args),
 }
 
 /// Options every command that downloads or caches shares.
@@ -71,6 +73,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Detect(args) => detect::run(args),
         Command::Base(command) => base::run(command),
         Command::Inspect(args) => inspect::run(args),
+        Command::Rebase(args) => rebase::run(args),
     }
 }
 

@@ -1,0 +1,86 @@
+//! `repave rebase`: puts an image on a patched base without rebuilding it.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::Serialize;
+use tracing::info;
+
+use crate::bases;
+use crate::digest::Digest;
+use crate::rebase::rebase;
+use crate::reference::Reference;
+use crate::store::output::{read_image, write_image};
+
+/// Replace an image's base layers with a new base's, keeping its app layers byte for byte.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The image: `oci:DIR[:TAG|@sha256:…]` or `docker-archive:FILE[:REPO:TAG]`.
+    image: String,
+    /// The new base, in any reference form; a package base built by `repave base build`.
+    #[arg(long, value_name = "NEW_BASE", required = true)]
+    base: String,
+    /// Where the rebased image goes; default: where it is (the tag moves to it).
+    #[arg(long, value_name = "TARGET")]
+    output: Option<String>,
+    /// Rebase even when the new base is not the same base patched (other distro release,
+    /// other packages or repository, other platform).
+    #[arg(long)]
+    force: bool,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Report {
+    reference: String,
+    digest: Digest,
+    old_base: String,
+    new_base: String,
+    layers_reused: usize,
+    bytes_uploaded: u64,
+    seconds: f64,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let start = Instant::now();
+    let reference = Reference::parse(&args.image)?;
+    let target = match &args.output {
+        Some(output) => Reference::parse(output)?,
+        None => match &reference {
+            Reference::Oci { tag: None, .. } => anyhow::bail!(
+                "`{reference}` names no tag to move: pass --output TARGET or name the image by tag"
+            ),
+            other => other.clone(),
+        },
+    };
+    let source = read_image(&reference).with_context(|| format!("cannot read {reference}"))?;
+    let new_base = bases::image_base(&Reference::parse(&args.base)?)?;
+    let rebased = rebase(&source, &new_base, args.force)
+        .with_context(|| format!("cannot rebase {reference} onto {}", args.base))?;
+    write_image(&target, &rebased.image, &rebased.blobs, &[])
+        .with_context(|| format!("cannot write {target}"))?;
+
+    let old_base = format!("{}@{}", rebased.old_base.name, rebased.old_base.digest);
+    let new_base = format!("{}@{}", rebased.new_base.name, rebased.new_base.digest);
+    info!(from = %old_base, to = %new_base, "rebased");
+    let report = Report {
+        reference: target.to_string(),
+        digest: rebased.image.manifest_digest.clone(),
+        old_base,
+        new_base,
+        layers_reused: rebased.layers_reused,
+        bytes_uploaded: 0,
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    if args.json {
+        super::print_json(&report)?;
+    } else {
+        println!("rebased {} {}", report.reference, report.digest);
+        println!("  base {} -> {}", report.old_base, report.new_base);
+        println!("  kept {} app layers", report.layers_reused);
+    }
+    Ok(ExitCode::SUCCESS)
+}
