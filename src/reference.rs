@@ -45,9 +45,18 @@ impl Reference {
         };
         if let Some(rest) = input.strip_prefix("oci:") {
             let (rest, digest) = split_digest(rest).map_err(|e| invalid(&e))?;
-            let (dir, tag) = match rest.rsplit_once(':') {
-                Some((dir, tag)) if is_tag(tag) && digest.is_none() => (dir, Some(tag.to_owned())),
-                _ => (rest, None),
+            // As skopeo reads it: the directory ends at the first `:`.
+            let (dir, tag) = match rest.split_once(':') {
+                Some((_, tag)) if !is_tag(tag) => {
+                    return Err(invalid(&format!(
+                        "`{tag}` is not a valid tag: use letters, digits, `_`, `.` and `-`, at most 128, not starting with `.` or `-`"
+                    )))
+                }
+                Some(_) if digest.is_some() => {
+                    return Err(invalid("give a tag or a digest, not both"))
+                }
+                Some((dir, tag)) => (dir, Some(tag.to_owned())),
+                None => (rest, None),
             };
             if dir.is_empty() {
                 return Err(invalid("the directory is empty"));
@@ -223,5 +232,7 @@ mod tests {
         assert!(Reference::parse("ftp://x/y").is_err());
         assert!(Reference::parse("docker://host/UPPER").is_err());
         assert!(Reference::parse("oci:x@sha256:zz").is_err());
+        assert!(Reference::parse("oci:bt:Bad Tag!").is_err());
+        assert!(Reference::parse("oci:bt:").is_err());
     }
 }

@@ -205,10 +205,15 @@ pub fn build(
             ctx.output.as_ref(),
         )?;
         if !status.success() {
+            // Output already shown as it ran is not repeated; the last line says why.
+            let output = match &ctx.output {
+                Some(_) => "(its output is above)".to_owned(),
+                None => text,
+            };
             return Err(BuildpackError::Build {
                 id: bp.id.clone(),
                 status: status.to_string(),
-                output: text,
+                output,
             });
         }
 

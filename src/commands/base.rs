@@ -33,6 +33,14 @@ pub struct PackageArgs {
     /// OpenPGP keyring that must have signed the suite's InRelease.
     #[arg(long, value_name = "FILE")]
     pub keyring: Option<PathBuf>,
+    #[command(flatten)]
+    pub mirrors: MirrorArgs,
+}
+
+/// Flags that say where Debian packages come from, for commands that read only a lock
+/// (whose indexes were verified when it was written).
+#[derive(Debug, Clone, clap::Args)]
+pub struct MirrorArgs {
     /// Mirror for an archive, as `ARCHIVE=URL` (`main=…`, `security=…`); default: the
     /// machine's apt sources.
     #[arg(long, value_name = "ARCHIVE=URL")]
@@ -43,7 +51,17 @@ pub struct PackageArgs {
 
 impl PackageArgs {
     pub fn options(&self) -> anyhow::Result<debian::Options> {
-        debian_options(self.keyring.clone(), &self.mirror, &self.cache.dir()?)
+        debian_options(
+            self.keyring.clone(),
+            &self.mirrors.mirror,
+            &self.mirrors.cache.dir()?,
+        )
+    }
+}
+
+impl MirrorArgs {
+    pub fn options(&self) -> anyhow::Result<debian::Options> {
+        debian_options(None, &self.mirror, &self.cache.dir()?)
     }
 }
 
@@ -92,7 +110,7 @@ pub struct BuildArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    packages: PackageArgs,
+    packages: MirrorArgs,
 }
 
 #[derive(Serialize)]
@@ -268,6 +286,7 @@ fn outdated(args: OutdatedArgs) -> anyhow::Result<ExitCode> {
 
 fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let target = Reference::parse(&args.output)?;
+    crate::store::output::check_writable(&target)?;
     let lock = Lock::load(&args.lock)?;
     let options = args.packages.options()?;
     let epoch = build_epoch()?;

@@ -2,7 +2,7 @@
 //! each one is a library call, and this file only wires them and reports.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -44,7 +44,7 @@ pub struct Args {
     #[arg(long, value_name = "BASE")]
     base: Option<String>,
     /// Pin the package base with this lock instead of DIR/repave.lock.
-    #[arg(long, value_name = "LOCK")]
+    #[arg(long, value_name = "LOCK", conflicts_with = "base")]
     base_lock: Option<PathBuf>,
     /// Another tag for the image in the same target (repeatable).
     #[arg(long, value_name = "NAME")]
@@ -101,9 +101,11 @@ struct BaseReport {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let target = Reference::parse(&args.output)?;
+    crate::store::output::check_writable(&target)?;
     let epoch = build_epoch()?;
     let options = args.packages.options()?;
     let cache = options.cache_dir.clone();
+    super::sweep_stale_work(&cache);
 
     let detected = detect_app(&args.dir, &args.buildpack, &cache)?;
     let app = detected.app.clone();
@@ -125,7 +127,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     info!(base = %base.reference(), "base");
 
-    let rules = app_rules(&app)?;
+    let mut rules = app_rules(&app)?;
+    if let Some(inside) = output_inside(&target, &app) {
+        // `repave build` run in the app directory writes its default output there; that
+        // output must never become part of the next image.
+        info!(path = %inside, "the output is inside the app directory: left out of the image");
+        rules.exclude.push(format!("/{inside}"));
+    }
     let base_config = &base.image.image.config;
     let base_labels = base_config.labels();
     let ctx = BuildContext {
@@ -171,7 +179,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let layers = export.layers;
     let overrides = Overrides {
         env: parse_pairs(&args.env, "--env")?,
-        labels: parse_pairs(&args.label, "--label")?,
+        labels: user_labels(&args.label)?,
         default_process: args.default_process.clone(),
     };
     let settings = image_settings(&base, &output, &layers, &overrides, epoch)?;
@@ -219,6 +227,42 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The target's path relative to `app`, when an OCI layout or archive is written inside it.
+fn output_inside(target: &Reference, app: &Path) -> Option<String> {
+    let path = match target {
+        Reference::Oci { dir, .. } => dir,
+        Reference::DockerArchive { file, .. } => file,
+        Reference::Registry { .. } => return None,
+    };
+    let absolute = std::path::absolute(path).ok()?;
+    // Resolve what exists of the path, so `./out` and symlinked parents compare equal.
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        rest.push(existing.file_name()?.to_owned());
+        existing = existing.parent()?;
+    }
+    let mut resolved = fs_err::canonicalize(existing).ok()?;
+    resolved.extend(rest.iter().rev());
+    let relative = resolved.strip_prefix(app).ok()?;
+    let text = relative.to_str()?;
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+/// `--label` values; the keys repave and the buildpacks spec own are refused, since a
+/// rebase and `pack` rely on what they hold.
+fn user_labels(values: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    let labels = parse_pairs(values, "--label")?;
+    for (key, _) in &labels {
+        if key.starts_with("io.repave.") || key.starts_with("io.buildpacks.") {
+            anyhow::bail!(
+                "--label `{key}`: labels under `io.repave.` and `io.buildpacks.` record the base and the buildpacks, and are written by repave; choose another key"
+            );
+        }
+    }
+    Ok(labels)
+}
+
 fn parse_pairs(values: &[String], flag: &str) -> anyhow::Result<Vec<(String, String)>> {
     values
         .iter()
@@ -246,7 +290,11 @@ fn print_human(report: &Report, target: &Reference, settings: &Settings) {
     let (Reference::Oci { dir, tag, .. }, Some(entrypoint)) = (target, &settings.entrypoint) else {
         return;
     };
-    let image = format!("{}:{}", dir.display(), tag.as_deref().unwrap_or("latest"));
+    let image = shell_quote(&format!(
+        "{}:{}",
+        dir.display(),
+        tag.as_deref().unwrap_or("latest")
+    ));
     let rootless = if rustix::process::geteuid().is_root() {
         ""
     } else {
@@ -254,7 +302,8 @@ fn print_human(report: &Report, target: &Reference, settings: &Settings) {
     };
     let mut run = String::from(
         "bwrap --bind repave-bundle/rootfs / --proc /proc --dev /dev --tmpfs /tmp \\\n      \
-         --unshare-user --uid 65532 --gid 65532 --chdir /workspace --clearenv",
+         --unshare-user --uid 65532 --gid 65532 --unshare-pid --die-with-parent \\\n      \
+         --chdir /workspace --clearenv",
     );
     for kv in &settings.env {
         if let Some((key, value)) = kv.split_once('=') {
@@ -268,7 +317,8 @@ fn print_human(report: &Report, target: &Reference, settings: &Settings) {
     }
     let _ = writeln!(
         out,
-        "\nrun it without a daemon (then: curl localhost:{DEFAULT_PORT}/):\n  \
+        "\nrun it without a daemon (then: curl localhost:{DEFAULT_PORT}/), in a directory \
+         without a repave-bundle:\n  \
          umoci unpack{rootless} --image {image} repave-bundle\n  {run}\n\
          or copy it where images live: skopeo copy oci:{image} docker://HOST/REPO:TAG"
     );

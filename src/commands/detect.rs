@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
 use serde::Serialize;
 
 use super::CacheArgs;
@@ -70,8 +69,7 @@ pub fn detect_app(dir: &Path, extra: &[PathBuf], cache: &Path) -> anyhow::Result
             buildpack::Order::single_group(&external).groups.remove(0),
         );
     }
-    let detection = buildpack::detect(&app, &order, &buildpacks)
-        .with_context(|| format!("no buildpack applies to `{}`", app.display()))?;
+    let detection = buildpack::detect(&app, &order, &buildpacks)?;
     Ok(Detected {
         app,
         detection,

@@ -66,6 +66,29 @@ impl CacheArgs {
     }
 }
 
+/// Work directories older than this are left over from interrupted runs (a build never
+/// takes this long) and are removed when a later run starts.
+const STALE_WORK: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
+
+/// Removes work directories that interrupted runs left in the cache (`work/`, `tmp/`).
+pub fn sweep_stale_work(cache: &std::path::Path) {
+    for folder in ["work", "tmp"] {
+        let Ok(entries) = std::fs::read_dir(cache.join(folder)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_WORK));
+            if old {
+                tracing::debug!(path = %entry.path().display(), "removing a stale work directory");
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Build(args) => build::run(args),

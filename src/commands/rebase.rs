@@ -56,6 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             other => other.clone(),
         },
     };
+    crate::store::output::check_writable(&target)?;
     let source = read_image(&reference).with_context(|| format!("cannot read {reference}"))?;
     let new_base = bases::image_base(&Reference::parse(&args.base)?)?;
     let rebased = rebase(&source, &new_base, args.force)

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use super::sources::Archive;
 use super::DebianError;
 
-const HEADER: &str = "# Written by `repave base lock`. Do not edit: lock again instead.\n";
+const HEADER: &str =
+    "# Written by `repave lock` or `repave base lock`. Do not edit: lock again instead.\n";
 const FORMAT: u32 = 1;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

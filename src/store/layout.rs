@@ -22,7 +22,7 @@ pub enum LayoutError {
     NotALayout(PathBuf),
     #[error("`{}` exists and is not an OCI image layout: choose another output directory or remove it", .0.display())]
     NotEmpty(PathBuf),
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("`{}` is not valid JSON of the expected shape: {source}", .path.display())]
     Json {

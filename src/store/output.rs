@@ -14,7 +14,7 @@ use crate::store::layout::{Layout, LayoutError, StoredImage};
 pub enum StoreError {
     #[error(transparent)]
     Layout(#[from] LayoutError),
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("`{0}`: this transport is not supported yet; write to or read from an OCI layout (`oci:DIR[:TAG]`)")]
     Unsupported(String),
@@ -25,6 +25,19 @@ pub enum StoreError {
 pub struct BlobSource {
     pub digest: Digest,
     pub file: PathBuf,
+}
+
+/// Refuses, before any work is done, a target that no image can be written to.
+pub fn check_writable(target: &Reference) -> Result<(), StoreError> {
+    match target {
+        Reference::Oci {
+            digest: Some(_), ..
+        } => Err(StoreError::Io(std::io::Error::other(format!(
+            "`{target}`: an image cannot be written to a digest (the digest is what the image turns out to be); name a tag, as in `oci:DIR:TAG`"
+        )))),
+        Reference::Registry { .. } => Err(StoreError::Unsupported(target.to_string())),
+        _ => Ok(()),
+    }
 }
 
 /// Writes `image` to `target` under its tag and every one of `extra_tags`.
