@@ -56,6 +56,18 @@ fn python_base() -> Vec<(String, String)> {
     ]
 }
 
+/// The packages a buildpack reads from the base `detect` chose for an app.
+fn base_for(base: Option<&str>) -> Vec<(String, String)> {
+    let mut packages = vec![("libc6".to_owned(), "2.36-9+deb12u10".to_owned())];
+    match base {
+        Some("python") => return python_base(),
+        Some("nodejs") => packages.push(("nodejs".into(), "18.20.4+dfsg-1~deb12u1".into())),
+        Some("site") => packages.push(("lighttpd".into(), "1.4.69-1".into())),
+        _ => {}
+    }
+    packages
+}
+
 struct Built {
     detection: Detection,
     output: BuildOutput,
@@ -71,7 +83,8 @@ fn detect_and_build(name: &str, base_has_sh: bool) -> Result<Built, BuildpackErr
     let before = snapshot(&app);
 
     let detection = detect(&app, &order, &buildpacks)?;
-    let ctx = context(cache.path().join("cache"), python_base(), base_has_sh);
+    let packages = base_for(detection.base.as_deref());
+    let ctx = context(cache.path().join("cache"), packages, base_has_sh);
     let output = build(&app, &detection, &ctx);
     assert_eq!(
         snapshot(&app),
@@ -410,7 +423,8 @@ fn sdist_only_requirement_fails_with_a_clear_message() {
         err.contains("build of buildpack `repave/python` failed"),
         "{err}"
     );
-    assert!(err.contains("source distribution"), "{err}");
+    assert!(err.contains("only a source distribution"), "{err}");
+    assert!(err.contains("`pycparser==2.14`"), "{err}");
 }
 
 /// The diff_id of every layer the build produced (launch layers and the app), as the
@@ -517,4 +531,111 @@ fn pyproject_dependencies_are_installed_without_the_project() {
         output.default().unwrap().command,
         ["/usr/bin/python3", "/workspace/main.py"]
     );
+}
+
+/// Detects and builds an app made of `files` on a base with `packages`.
+fn build_files(
+    files: &[(&str, &str)],
+    packages: Vec<(String, String)>,
+) -> Result<BuildOutput, BuildpackError> {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in files {
+        let path = dir.path().join(path);
+        fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+        fs_err::write(path, text).unwrap();
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let bpdir = builtin_dir_in(cache.path()).unwrap();
+    let buildpacks = load(std::slice::from_ref(&bpdir)).unwrap();
+    let order = load_order(&bpdir.join("order.toml"), &buildpacks).unwrap();
+    let detection = detect(dir.path(), &order, &buildpacks)?;
+    build(
+        dir.path(),
+        &detection,
+        &context(cache.path().join("cache"), packages, false),
+    )
+}
+
+#[test]
+fn a_runtime_missing_from_a_known_base_fails_the_build() {
+    let static_base = base_for(Some("static"));
+    let node = [("package.json", "{\"name\": \"x\"}"), ("server.js", "1\n")];
+    let err = build_files(&node, static_base.clone())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("the base has no Node.js (package nodejs)"),
+        "{err}"
+    );
+    // No requirements to install: the interpreter must still be there.
+    let python = [("app.py", "print('hi')\n")];
+    let err = build_files(&python, static_base.clone())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("the base has no Python"), "{err}");
+    let site = [("index.html", "<p>hi</p>\n")];
+    let err = build_files(&site, static_base).unwrap_err().to_string();
+    assert!(err.contains("the base has no lighttpd"), "{err}");
+
+    // An image whose packages are unknown is not checked.
+    assert!(build_files(&node, vec![]).is_ok());
+    assert!(build_files(&site, vec![]).is_ok());
+}
+
+#[test]
+fn malformed_package_json_fails_with_the_parser_message() {
+    let files = [
+        ("package.json", "{\"name\": \"x\",}\n"),
+        ("server.js", "1\n"),
+    ];
+    let err = build_files(&files, base_for(Some("nodejs")))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`package.json` is not valid JSON: "), "{err}");
+    assert!(err.contains("position"), "{err}");
+    assert!(!err.contains("    at "), "no stack trace: {err}");
+}
+
+#[test]
+fn unknown_python_requirement_shows_pip_error_not_sdist_advice() {
+    let files = [
+        ("requirements.txt", "repave-no-such-project-7f3a==1.0\n"),
+        ("app.py", "print('hi')\n"),
+    ];
+    let err = build_files(&files, python_base()).unwrap_err().to_string();
+    assert!(
+        err.contains("No matching distribution found for repave-no-such-project-7f3a==1.0"),
+        "{err}"
+    );
+    assert!(
+        err.contains("check the requirement's name and version"),
+        "{err}"
+    );
+    assert!(!err.contains("source distribution"), "{err}");
+}
+
+#[test]
+fn go_main_package_under_cmd_and_newer_go_directive_are_explained() {
+    let main = "package main\n\nfunc main() {}\n";
+    let files = [
+        ("go.mod", "module example.com/svc\n\ngo 1.19\n"),
+        ("cmd/server/main.go", main),
+        ("cmd/worker/main.go", main),
+        ("internal/db/db.go", "package db\n"),
+    ];
+    let err = build_files(&files, vec![]).unwrap_err().to_string();
+    assert!(
+        err.contains("only the root's main package is built"),
+        "{err}"
+    );
+    assert!(err.contains("cmd/server cmd/worker:"), "{err}");
+    assert!(!err.contains("internal/db"), "{err}");
+
+    let files = [
+        ("go.mod", "module example.com/svc\n\ngo 1.99.1\n"),
+        ("main.go", main),
+    ];
+    let err = build_files(&files, vec![]).unwrap_err().to_string();
+    assert!(err.contains("go.mod asks for Go 1.99.1"), "{err}");
+    assert!(err.contains("the build has Go 1."), "{err}");
 }
