@@ -1098,3 +1098,71 @@ fn docker_archive_input_serves_inspect_and_bases() {
     );
     assert!(missing.contains("no/such:tag"), "{missing}");
 }
+
+/// `repave build` run inside the app writes its default output there; the next build must
+/// not pack that output into the image (which would double it every time).
+#[test]
+fn the_default_output_inside_the_app_stays_out_of_the_image() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = locked_go_app(temp.path());
+    let build_here = || {
+        json_stdout(&run_ok(
+            repave().current_dir(&app).args(["build", "--json"]),
+        ))
+    };
+    let first = build_here();
+    assert!(app.join("repave-image/index.json").is_file());
+    let second = build_here();
+    assert_eq!(first["digest"], second["digest"]);
+    let excluded: Vec<&str> = second["excluded"]
+        .as_array()
+        .expect("excluded")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(excluded.contains(&"repave-image"), "{second}");
+}
+
+/// Labels that record the base and buildpacks are repave's; a tag must be a valid tag; an
+/// image cannot be written to a digest. Each is refused before any work, naming the value.
+#[test]
+fn reserved_labels_bad_tags_and_digest_targets_are_refused() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = fixture("go");
+    let err = run_fails(
+        repave()
+            .arg("build")
+            .arg(&app)
+            .args(["--label", "io.repave.base=forged", "--output"])
+            .arg(oci(&temp.path().join("a"), "x")),
+        1,
+    );
+    assert!(err.contains("io.repave.base"), "{err}");
+    assert!(!temp.path().join("a").exists());
+
+    let bad_tag = format!("oci:{}:Bad Tag!", temp.path().join("b").display());
+    let err = run_fails(
+        repave().arg("build").arg(&app).args(["--output", &bad_tag]),
+        1,
+    );
+    assert!(
+        err.contains("Bad Tag!") && err.contains("not a valid tag"),
+        "{err}"
+    );
+
+    let digest = format!(
+        "oci:{}@sha256:{}",
+        temp.path().join("c").display(),
+        "0".repeat(64)
+    );
+    let err = run_fails(
+        repave().arg("build").arg(&app).args(["--output", &digest]),
+        1,
+    );
+    assert!(err.contains("cannot be written to a digest"), "{err}");
+    assert_eq!(
+        fs::read_dir(temp.path()).expect("temp").count(),
+        0,
+        "nothing written"
+    );
+}
