@@ -1166,3 +1166,36 @@ fn reserved_labels_bad_tags_and_digest_targets_are_refused() {
         "nothing written"
     );
 }
+
+/// A Node.js app with neither `scripts.start` nor `main` runs `index.js`, npm's default
+/// `main`; a `main` without its `.js` names the file Node would load.
+#[test]
+fn node_default_process_falls_back_to_index_js() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = temp.path().join("app");
+    fs::create_dir_all(&app).expect("app dir");
+    fs::write(
+        app.join("package.json"),
+        r#"{"name":"idx","version":"1.0.0"}"#,
+    )
+    .expect("write");
+    fs::write(app.join("index.js"), "console.log('hi')\n").expect("write");
+    let report = build_json(&app, &temp.path().join("a"), "app", &[]);
+    let web = &report["processes"][0];
+    assert_eq!(
+        web["args"],
+        serde_json::json!(["/workspace/index.js"]),
+        "{report}"
+    );
+
+    fs::write(
+        app.join("package.json"),
+        r#"{"name":"idx","version":"1.0.0","main":"index"}"#,
+    )
+    .expect("write");
+    let report = build_json(&app, &temp.path().join("b"), "app", &[]);
+    assert_eq!(
+        report["processes"][0]["args"],
+        serde_json::json!(["/workspace/index.js"])
+    );
+}
