@@ -198,8 +198,6 @@ impl LockChanges {
 
 #[cfg(test)]
 mod tests {
-    use super::super::control;
-    use super::super::index::package_from;
     use super::super::lockfile::LockedRelease;
     use super::*;
 
@@ -210,21 +208,7 @@ Package: libc6\nVersion: 2.36-9+deb12u10\nSecurity: yes\n\n\
 Package: tzdata\nVersion: 2025b-0+deb12u1\n\n\
 Package: tzdata\nVersion: 2025b-0+deb12u2\n";
 
-    fn universe(text: &str) -> Universe {
-        let packages = control::parse(text).unwrap().into_iter().map(|mut p| {
-            p.fields.push(("Architecture".into(), "amd64".into()));
-            p.fields.push(("Filename".into(), "pool/x.deb".into()));
-            p.fields.push(("Size".into(), "1".into()));
-            p.fields.push(("SHA256".into(), "00".into()));
-            let archive = if p.get("Security").is_some() {
-                Archive::Security
-            } else {
-                Archive::Main
-            };
-            package_from(&p, archive).unwrap()
-        });
-        Universe::new("amd64", packages)
-    }
+    use crate::debian::resolve::tests::universe;
 
     fn locked(name: &str, version: &str) -> LockedPackage {
         LockedPackage {

@@ -204,14 +204,15 @@ fn group_text(group: &[Relation]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::control;
     use super::super::index::package_from;
     use super::super::sources::Archive;
     use super::*;
 
-    /// A tiny index: each stanza gets Filename/Size/SHA256 filled in.
-    fn universe(text: &str) -> Universe {
+    /// A tiny index: each stanza gets Filename/Size/SHA256 filled in (and amd64 when it
+    /// names no architecture); `Security: yes` puts it in the security archive.
+    pub(crate) fn universe(text: &str) -> Universe {
         let packages = control::parse(text).unwrap().into_iter().map(|mut p| {
             if p.get("Architecture").is_none() {
                 p.fields.push(("Architecture".into(), "amd64".into()));
