@@ -1,0 +1,529 @@
+//! OCI distribution registries (`docker://HOST/REPO[:TAG][@DIGEST]`): pulling an image
+//! into a scratch OCI layout, every manifest and blob checked against its digest, and
+//! pushing one, blobs first (skipped when present, mounted from another repository of the
+//! same registry when this process pulled them from there) and the manifest last.
+
+mod auth;
+mod client;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use tracing::{debug, info};
+use ureq::http::{Method, StatusCode};
+
+use crate::digest::{Digest, DigestWriter};
+use crate::image::assemble::Assembled;
+use crate::image::spec::{
+    Descriptor, Index, MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX,
+    MEDIA_TYPE_MANIFEST,
+};
+use crate::store::layout::{Layout, LayoutError};
+use crate::store::output::{BlobSource, SourceImage};
+use client::{Client, Payload};
+
+pub use client::INSECURE_ENV;
+
+/// Manifests above this size are refused rather than read into memory.
+const MANIFEST_LIMIT: u64 = 4 << 20;
+
+const ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cannot reach {url}: {source}; check the host and port (plain HTTP is used only for loopback hosts and those in {INSECURE_ENV})")]
+    Http {
+        url: String,
+        source: Box<ureq::Error>,
+    },
+    #[error("{method} {url}: the registry answered {status}: {detail}")]
+    Status {
+        method: String,
+        url: String,
+        status: u16,
+        detail: String,
+    },
+    #[error("`{0}`: no such image in the registry; check the repository, tag and digest")]
+    NotFound(String),
+    #[error("{host} wants credentials that were refused or not found: log in with `podman login {host}` or `docker login {host}`, or point REGISTRY_AUTH_FILE at an auth file")]
+    Unauthorized { host: String },
+    #[error(
+        "the token server {realm} answered {status} without a token: check the credentials for it"
+    )]
+    TokenRefused { realm: String, status: u16 },
+    #[error("auth file `{}`: {reason}; fix or remove the entry", .path.display())]
+    AuthFile { path: PathBuf, reason: String },
+    #[error("{what} {expected} from the registry hashes to {actual}: it was altered on the way or in the registry; pull again or tell the registry's operator")]
+    DigestMismatch {
+        what: &'static str,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error(
+        "`{reference}` is a multi-platform index without a linux/amd64 image (it has: {available})"
+    )]
+    NoPlatform {
+        reference: String,
+        available: String,
+    },
+    #[error("`{reference}`: manifest media type `{media_type}` is not an OCI or Docker v2 image manifest or index")]
+    MediaType {
+        reference: String,
+        media_type: String,
+    },
+    #[error("`{reference}`: the manifest is not valid JSON of the expected shape: {source}")]
+    Json {
+        reference: String,
+        source: serde_json::Error,
+    },
+    #[error("layer {0} has no local file to upload; this is a bug in repave")]
+    NoFile(Digest),
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Repositories each blob was pulled from, per host, in this process: a push to another
+/// repository of the same host mounts these blobs instead of uploading them.
+static KNOWN: Mutex<BTreeMap<Digest, BTreeSet<(String, String)>>> = Mutex::new(BTreeMap::new());
+
+fn remember(digest: &Digest, host: &str, repository: &str) {
+    if let Ok(mut known) = KNOWN.lock() {
+        known
+            .entry(digest.clone())
+            .or_default()
+            .insert((host.to_owned(), repository.to_owned()));
+    }
+}
+
+/// Other repositories of `host` known to hold `digest`.
+fn mount_sources(digest: &Digest, host: &str, repository: &str) -> Vec<String> {
+    let Ok(known) = KNOWN.lock() else {
+        return Vec::new();
+    };
+    known
+        .get(digest)
+        .into_iter()
+        .flatten()
+        .filter(|(h, r)| h == host && r != repository)
+        .map(|(_, r)| r.clone())
+        .collect()
+}
+
+/// The image `repository` at `tag` or `digest` on `host`, pulled into a scratch layout.
+pub fn pull(
+    host: &str,
+    repository: &str,
+    tag: Option<&str>,
+    digest: Option<&Digest>,
+) -> Result<SourceImage, RegistryError> {
+    let name = display_name(host, repository, tag, digest);
+    let mut client = Client::new(host, vec![format!("repository:{repository}:pull")])?;
+    let wanted = match (digest, tag) {
+        (Some(digest), _) => digest.to_string(),
+        (None, Some(tag)) => tag.to_owned(),
+        (None, None) => "latest".to_owned(),
+    };
+    info!(image = %name, "pulling");
+    let (mut bytes, mut media_type, mut manifest_digest) =
+        get_manifest(&mut client, repository, &wanted, digest, &name)?;
+
+    let scratch = tempfile::Builder::new().prefix("repave-pull-").tempdir()?;
+    let layout = Layout::create(&scratch.path().join("layout"))?;
+
+    if media_type == MEDIA_TYPE_INDEX || media_type == MEDIA_TYPE_DOCKER_LIST {
+        layout.write_blob(&bytes)?;
+        let index: Index =
+            serde_json::from_slice(&bytes).map_err(|source| RegistryError::Json {
+                reference: name.clone(),
+                source,
+            })?;
+        let chosen = select_platform(&index, "linux", "amd64", None).ok_or_else(|| {
+            RegistryError::NoPlatform {
+                reference: name.clone(),
+                available: platforms(&index),
+            }
+        })?;
+        debug!(image = %name, manifest = %chosen.digest, "chose linux/amd64 from the index");
+        let chosen_digest = chosen.digest.clone();
+        (bytes, media_type, manifest_digest) = get_manifest(
+            &mut client,
+            repository,
+            &chosen_digest.to_string(),
+            Some(&chosen_digest),
+            &name,
+        )?;
+    }
+    if media_type != MEDIA_TYPE_MANIFEST && media_type != MEDIA_TYPE_DOCKER_MANIFEST {
+        return Err(RegistryError::MediaType {
+            reference: name,
+            media_type,
+        });
+    }
+    layout.write_blob(&bytes)?;
+    let manifest: crate::image::spec::Manifest =
+        serde_json::from_slice(&bytes).map_err(|source| RegistryError::Json {
+            reference: name.clone(),
+            source,
+        })?;
+
+    for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+        fetch_blob(&mut client, repository, &blob.digest, &layout)?;
+        remember(&blob.digest, host, repository);
+    }
+    let descriptor = Descriptor::new(&media_type, manifest_digest, bytes.len() as u64);
+    layout.set_tag(tag.unwrap_or("latest"), &descriptor)?;
+    let image = layout.image(&descriptor)?;
+    info!(image = %name, digest = %image.descriptor.digest, "pulled");
+    Ok(SourceImage {
+        layout,
+        image,
+        scratch: Some(std::sync::Arc::new(scratch)),
+    })
+}
+
+/// GETs a manifest and checks it against `expected` (or the digest the registry names).
+fn get_manifest(
+    client: &mut Client,
+    repository: &str,
+    reference: &str,
+    expected: Option<&Digest>,
+    name: &str,
+) -> Result<(Vec<u8>, String, Digest), RegistryError> {
+    let url = client.url(&format!("/v2/{repository}/manifests/{reference}"));
+    let mut response = client.send(
+        Method::GET,
+        &url,
+        &[("accept", ACCEPT)],
+        &Payload::Empty,
+        true,
+    )?;
+    if response.status() == StatusCode::NOT_FOUND {
+        return Err(RegistryError::NotFound(name.to_owned()));
+    }
+    check_status(&mut response, "GET", &url)?;
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let content_type = header("content-type");
+    let named = header("docker-content-digest").and_then(|d| d.parse::<Digest>().ok());
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(MANIFEST_LIMIT)
+        .read_to_vec()
+        .map_err(|source| RegistryError::Http {
+            url: url.clone(),
+            source: Box::new(source),
+        })?;
+    let actual = Digest::of(&bytes);
+    if let Some(expected) = expected.or(named.as_ref()) {
+        if &actual != expected {
+            return Err(RegistryError::DigestMismatch {
+                what: "manifest",
+                expected: expected.clone(),
+                actual,
+            });
+        }
+    }
+    // The manifest's own mediaType wins over a generic Content-Type.
+    let declared = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("mediaType")?.as_str().map(str::to_owned));
+    let media_type = declared
+        .or(content_type.map(|c| c.split(';').next().unwrap_or_default().trim().to_owned()))
+        .unwrap_or_else(|| MEDIA_TYPE_MANIFEST.to_owned());
+    Ok((bytes, media_type, actual))
+}
+
+/// Streams a blob into `layout`, checking its digest on the way.
+fn fetch_blob(
+    client: &mut Client,
+    repository: &str,
+    digest: &Digest,
+    layout: &Layout,
+) -> Result<(), RegistryError> {
+    if layout.has_blob(digest) {
+        return Ok(());
+    }
+    let url = client.url(&format!("/v2/{repository}/blobs/{digest}"));
+    let mut response = client.send(Method::GET, &url, &[], &Payload::Empty, true)?;
+    check_status(&mut response, "GET", &url)?;
+    let dir = layout.root().join("blobs").join("sha256");
+    let tmp = tempfile::Builder::new()
+        .prefix(".pull-")
+        .tempfile_in(&dir)?;
+    let mut writer = DigestWriter::new(io::BufWriter::new(tmp.as_file()));
+    io::copy(&mut response.body_mut().as_reader(), &mut writer).map_err(|e| {
+        RegistryError::Http {
+            url: url.clone(),
+            source: Box::new(ureq::Error::Io(e)),
+        }
+    })?;
+    let (mut out, actual, _) = writer.finish();
+    io::Write::flush(&mut out)?;
+    drop(out);
+    if &actual != digest {
+        return Err(RegistryError::DigestMismatch {
+            what: "blob",
+            expected: digest.clone(),
+            actual,
+        });
+    }
+    layout.import_blob(tmp.path(), digest)?;
+    Ok(())
+}
+
+/// The manifest of `index` for `os`/`architecture` (and `variant` when given).
+fn select_platform<'a>(
+    index: &'a Index,
+    os: &str,
+    architecture: &str,
+    variant: Option<&str>,
+) -> Option<&'a Descriptor> {
+    index.manifests.iter().find(|d| {
+        d.platform.as_ref().is_some_and(|p| {
+            p.os == os
+                && p.architecture == architecture
+                && variant.is_none_or(|v| p.variant.as_deref() == Some(v))
+        })
+    })
+}
+
+fn platforms(index: &Index) -> String {
+    let list: Vec<String> = index
+        .manifests
+        .iter()
+        .filter_map(|d| d.platform.as_ref())
+        .map(|p| match &p.variant {
+            Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+            None => format!("{}/{}", p.os, p.architecture),
+        })
+        .collect();
+    if list.is_empty() {
+        "no platforms".to_owned()
+    } else {
+        list.join(", ")
+    }
+}
+
+/// Pushes `image` to `repository` on `host` under every one of `tags`.
+pub fn push(
+    host: &str,
+    repository: &str,
+    tags: &[String],
+    image: &Assembled,
+    blobs: &[BlobSource],
+) -> Result<(), RegistryError> {
+    let mut scopes = vec![format!("repository:{repository}:pull,push")];
+    let sources: BTreeSet<String> = image
+        .manifest
+        .layers
+        .iter()
+        .flat_map(|d| mount_sources(&d.digest, host, repository))
+        .collect();
+    scopes.extend(sources.iter().map(|r| format!("repository:{r}:pull")));
+    let mut client = Client::new(host, scopes)?;
+    let name = format!("{host}/{repository}");
+    info!(image = %name, tags = %tags.join(", "), "pushing");
+
+    let mut uploaded = 0;
+    for layer in &image.manifest.layers {
+        let file = blobs
+            .iter()
+            .find(|b| b.digest == layer.digest)
+            .map(|b| b.file.as_path())
+            .ok_or_else(|| RegistryError::NoFile(layer.digest.clone()))?;
+        let payload = Payload::File(file, layer.size);
+        uploaded += u64::from(push_blob(&mut client, repository, &layer.digest, &payload)?);
+    }
+    let config = Payload::Bytes(&image.config_bytes);
+    uploaded += u64::from(push_blob(
+        &mut client,
+        repository,
+        &image.config_digest,
+        &config,
+    )?);
+
+    // The manifest goes last, so a tag never names an image whose blobs are not all there.
+    let media_type = image
+        .manifest
+        .media_type
+        .clone()
+        .unwrap_or_else(|| MEDIA_TYPE_MANIFEST.to_owned());
+    for tag in tags {
+        let url = client.url(&format!("/v2/{repository}/manifests/{tag}"));
+        let mut response = client.send(
+            Method::PUT,
+            &url,
+            &[("content-type", media_type.as_str())],
+            &Payload::Bytes(&image.manifest_bytes),
+            true,
+        )?;
+        check_status(&mut response, "PUT", &url)?;
+        let named = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<Digest>().ok());
+        if let Some(named) = named.filter(|d| d != &image.manifest_digest) {
+            return Err(RegistryError::DigestMismatch {
+                what: "manifest",
+                expected: image.manifest_digest.clone(),
+                actual: named,
+            });
+        }
+    }
+    info!(image = %name, digest = %image.manifest_digest, blobs_uploaded = uploaded, "pushed");
+    Ok(())
+}
+
+/// Makes `digest` present in `repository`; true when its bytes were uploaded.
+fn push_blob(
+    client: &mut Client,
+    repository: &str,
+    digest: &Digest,
+    payload: &Payload<'_>,
+) -> Result<bool, RegistryError> {
+    let url = client.url(&format!("/v2/{repository}/blobs/{digest}"));
+    let response = client.send(Method::HEAD, &url, &[], &Payload::Empty, true)?;
+    if response.status().is_success() {
+        debug!(%digest, "blob already in the repository");
+        return Ok(false);
+    }
+
+    for from in mount_sources(digest, client.host(), repository) {
+        let url = client.url(&format!(
+            "/v2/{repository}/blobs/uploads/?mount={digest}&from={from}"
+        ));
+        let mut response = client.send(Method::POST, &url, &[], &Payload::Empty, true)?;
+        if response.status() == StatusCode::CREATED {
+            debug!(%digest, from, "blob mounted");
+            return Ok(false);
+        }
+        // A registry that cannot mount opens an upload session instead: let it go.
+        check_status(&mut response, "POST", &url)?;
+    }
+
+    // A dropped connection mid-upload leaves the session unusable: each try starts anew.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match upload(client, repository, digest, payload) {
+            Err(RegistryError::Http { url, source }) if attempt < 3 => {
+                debug!(%url, error = %source, attempt, "upload failed: starting it again");
+                std::thread::sleep(std::time::Duration::from_millis(250 << attempt));
+            }
+            other => return other.map(|()| true),
+        }
+    }
+}
+
+/// One monolithic upload: POST opens a session, PUT streams the bytes and closes it.
+fn upload(
+    client: &mut Client,
+    repository: &str,
+    digest: &Digest,
+    payload: &Payload<'_>,
+) -> Result<(), RegistryError> {
+    let url = client.url(&format!("/v2/{repository}/blobs/uploads/"));
+    let mut response = client.send(Method::POST, &url, &[], &Payload::Empty, true)?;
+    check_status(&mut response, "POST", &url)?;
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| RegistryError::Status {
+            method: "POST".into(),
+            url: url.clone(),
+            status: response.status().as_u16(),
+            detail: "no Location header for the upload".into(),
+        })?;
+    let separator = if location.contains('?') { '&' } else { '?' };
+    let put_url = client.url(&format!("{location}{separator}digest={digest}"));
+    debug!(%digest, "uploading blob");
+    let mut response = client.send(
+        Method::PUT,
+        &put_url,
+        &[("content-type", "application/octet-stream")],
+        payload,
+        false,
+    )?;
+    check_status(&mut response, "PUT", &put_url)
+}
+
+/// Turns a non-2xx answer into an error carrying the registry's own message.
+fn check_status(
+    response: &mut ureq::http::Response<ureq::Body>,
+    method: &str,
+    url: &str,
+) -> Result<(), RegistryError> {
+    if response.status().is_success() {
+        return Ok(());
+    }
+    let mut detail = String::new();
+    let _ = response
+        .body_mut()
+        .as_reader()
+        .take(2048)
+        .read_to_string(&mut detail);
+    Err(RegistryError::Status {
+        method: method.to_owned(),
+        url: url.to_owned(),
+        status: response.status().as_u16(),
+        detail: detail.trim().to_owned(),
+    })
+}
+
+fn display_name(
+    host: &str,
+    repository: &str,
+    tag: Option<&str>,
+    digest: Option<&Digest>,
+) -> String {
+    let mut name = format!("{host}/{repository}");
+    if let Some(tag) = tag {
+        name.push(':');
+        name.push_str(tag);
+    }
+    if let Some(digest) = digest {
+        name.push('@');
+        name.push_str(&digest.to_string());
+    }
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::spec::Platform;
+
+    fn entry(arch: &str, variant: Option<&str>) -> Descriptor {
+        let mut d = Descriptor::new(MEDIA_TYPE_MANIFEST, Digest::of(arch.as_bytes()), 1);
+        d.platform = Some(Platform {
+            architecture: arch.into(),
+            os: "linux".into(),
+            variant: variant.map(Into::into),
+            os_version: None,
+        });
+        d
+    }
+
+    #[test]
+    fn index_selection_picks_the_platform_and_variant() {
+        let mut index = Index::empty();
+        index.manifests = vec![entry("arm64", Some("v8")), entry("amd64", None)];
+        let chosen = select_platform(&index, "linux", "amd64", None).unwrap();
+        assert_eq!(chosen.digest, Digest::of(b"amd64"));
+        assert!(select_platform(&index, "linux", "arm64", Some("v7")).is_none());
+        assert!(select_platform(&index, "linux", "arm64", Some("v8")).is_some());
+        assert_eq!(platforms(&index), "linux/arm64/v8, linux/amd64");
+    }
+}
