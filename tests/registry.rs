@@ -1,0 +1,316 @@
+//! The registry transport against Debian's real `docker-registry` on a loopback port: push,
+//! pull, cross-repository mount and basic auth from an auth file. skopeo judges what is
+//! pushed, the registry's access log proves which blobs were uploaded, and the image pulled
+//! back runs under bubblewrap.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::*;
+use serde_json::Value;
+
+/// A `docker-registry` serving a temporary directory on 127.0.0.1; killed when dropped.
+struct Registry {
+    child: Child,
+    host: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// Starts a registry, with htpasswd basic auth for `user:password` when given.
+    fn start(basic_auth: Option<(&str, &str)>) -> Registry {
+        let binary = require_tool("docker-registry", "docker-registry");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind a loopback port")
+            .local_addr()
+            .expect("local addr")
+            .port();
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: repave-test\n",
+            dir.path().join("storage").display()
+        );
+        if let Some((user, password)) = basic_auth {
+            let htpasswd = require_tool("htpasswd", "apache2-utils");
+            let line = run_ok(Command::new(htpasswd).args(["-Bbn", user, password])).stdout;
+            let file = dir.path().join("htpasswd");
+            fs::write(&file, line).expect("write htpasswd");
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: repave-test\n    path: {}\n",
+                file.display()
+            ));
+        }
+        let config_file = dir.path().join("config.yml");
+        fs::write(&config_file, config).expect("write registry config");
+        let log = dir.path().join("registry.log");
+        let log_file = fs::File::create(&log).expect("log file");
+        let child = Command::new(binary)
+            .arg("serve")
+            .arg(&config_file)
+            .stdout(log_file.try_clone().expect("clone log file"))
+            .stderr(log_file)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        let registry = Registry {
+            child,
+            host: format!("127.0.0.1:{port}"),
+            log,
+            _dir: dir,
+        };
+        registry.wait_ready();
+        registry
+    }
+
+    /// Waits until `/v2/` answers (200, or 401 with auth on).
+    fn wait_ready(&self) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let url = format!("http://{}/v2/", self.host);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(response) = agent.get(&url).call() {
+                if matches!(response.status().as_u16(), 200 | 401) {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("docker-registry did not answer on {url}:\n{}", self.log());
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).expect("read registry log")
+    }
+
+    /// Access-log lines of requests whose request line starts with `prefix`
+    /// (`PUT /v2/team/app/blobs/uploads/`).
+    fn requests(&self, prefix: &str) -> Vec<String> {
+        let needle = format!("\"{prefix}");
+        self.log()
+            .lines()
+            .filter(|line| line.contains(&needle))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn reference(&self, name: &str) -> String {
+        format!("docker://{}/{name}", self.host)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+fn locked_go_app(dir: &Path) -> PathBuf {
+    let app = dir.join("app");
+    copy_variant(&fixture("go"), &app, &Variant::plain());
+    run_ok(repave().arg("lock").arg(&app));
+    app
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn json_stdout(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", text(&output.stdout)))
+}
+
+/// `skopeo inspect` of a registry image over plain HTTP, with `extra` flags.
+fn skopeo_inspect(reference: &str, extra: &[&str]) -> Value {
+    let output = run_ok(
+        Command::new(require_tool("skopeo", "skopeo"))
+            .args(["inspect", "--tls-verify=false"])
+            .args(extra)
+            .arg(reference),
+    );
+    serde_json::from_slice(&output.stdout).expect("skopeo inspect prints JSON")
+}
+
+/// Runs `command`, expecting failure; returns its stderr.
+fn run_fails(command: &mut Command) -> String {
+    let output = command.output().expect("start repave");
+    assert!(
+        !output.status.success(),
+        "{command:?} should fail:\n{}",
+        text(&output.stdout)
+    );
+    text(&output.stderr)
+}
+
+#[test]
+fn build_pushes_pulls_and_mounts_against_a_real_registry() {
+    let registry = Registry::start(None);
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = locked_go_app(temp.path());
+
+    // A base pushed by repave, then read back by its digest as skopeo sees it.
+    let base_tagged = registry.reference("bases/static:1");
+    run_ok(
+        repave()
+            .args(["base", "build"])
+            .arg(app.join("repave.lock"))
+            .args(["--output", &base_tagged]),
+    );
+    let base_digest = skopeo_inspect(&base_tagged, &[])["Digest"]
+        .as_str()
+        .expect("base digest")
+        .to_owned();
+    let base_pinned = registry.reference(&format!("bases/static@{base_digest}"));
+
+    let refused = run_fails(
+        repave()
+            .arg("build")
+            .arg(&app)
+            .args(["--base", &base_tagged])
+            .args(["--output", &registry.reference("team/app:v1")])
+            .env_remove("REPAVE_ALLOW_BASE_TAG"),
+    );
+    assert!(
+        refused.contains("pin it by digest") && refused.contains("REPAVE_ALLOW_BASE_TAG=1"),
+        "{refused}"
+    );
+
+    let target = registry.reference("team/app:v1");
+    let build = || {
+        json_stdout(&run_ok(repave().arg("build").arg(&app).args([
+            "--base",
+            &base_pinned,
+            "--output",
+            &target,
+            "--json",
+        ])))
+    };
+    let report = build();
+    let digest = report["digest"].as_str().expect("digest").to_owned();
+    assert_eq!(report["base"]["digest"], base_digest.as_str(), "{report}");
+
+    // skopeo reads the pushed image, and it is the image repave reported.
+    let inspected = skopeo_inspect(&target, &[]);
+    assert_eq!(inspected["Digest"], digest.as_str(), "{inspected}");
+    let raw = skopeo_inspect(&target, &["--raw"]);
+    let layer_count = raw["layers"].as_array().expect("layers").len();
+    let base_layers = report["base"]["layers"].as_u64().expect("base layers") as usize;
+    let app_layers = report["layers"].as_array().expect("layers").len();
+    assert!(base_layers > 0 && app_layers > 0, "{report}");
+    assert_eq!(layer_count, base_layers + app_layers);
+
+    // Base layers were mounted from bases/static; only app layers and config were sent.
+    let mounts: Vec<_> = registry
+        .requests("POST /v2/team/app/blobs/uploads/?mount=")
+        .into_iter()
+        .filter(|line| line.contains("from=bases/static") && line.contains("\" 201 "))
+        .collect();
+    assert_eq!(mounts.len(), base_layers, "{}", registry.log());
+    let uploads = registry.requests("PUT /v2/team/app/blobs/uploads/");
+    assert_eq!(uploads.len(), app_layers + 1, "{}", registry.log());
+
+    // The same build pushed again uploads nothing and mounts nothing: every blob is there.
+    let before = registry.requests("POST /v2/team/app/blobs/uploads/").len();
+    let again = build();
+    assert_eq!(again["digest"], digest.as_str());
+    assert_eq!(
+        registry.requests("POST /v2/team/app/blobs/uploads/").len(),
+        before
+    );
+    assert_eq!(
+        registry.requests("PUT /v2/team/app/blobs/uploads/").len(),
+        uploads.len()
+    );
+    assert_eq!(registry.requests("PUT /v2/team/app/manifests/v1").len(), 2);
+
+    let inspect = json_stdout(&run_ok(repave().arg("inspect").arg(&target).arg("--json")));
+    assert_eq!(inspect["digest"], digest.as_str(), "{inspect}");
+
+    // Pulled back by skopeo, the image unpacks and runs.
+    let copied = temp.path().join("copied");
+    run_ok(
+        Command::new(require_tool("skopeo", "skopeo"))
+            .args(["copy", "-q", "--src-tls-verify=false"])
+            .arg(registry.reference(&format!("team/app@{digest}")))
+            .arg(format!("oci:{}:app", copied.display())),
+    );
+    let bundle = umoci_unpack(&copied, "app", &temp.path().join("bundle"));
+    let (status, body) = run_image(&bundle).get("/");
+    assert_eq!((status, body.trim()), (200, "hello from go"));
+}
+
+#[test]
+fn basic_auth_credentials_come_from_the_auth_file() {
+    let (user, password) = ("builder", "s3cret-pw");
+    let registry = Registry::start(Some((user, password)));
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = locked_go_app(temp.path());
+    let target = registry.reference("bases/static:1");
+    let home = temp.path().join("home");
+    fs::create_dir_all(&home).expect("home");
+    let auth_file = temp.path().join("auth.json");
+    let push = |auth: &str| {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(auth);
+        let entry = format!(
+            r#"{{"auths":{{"{}":{{"auth":"{encoded}"}}}}}}"#,
+            registry.host
+        );
+        fs::write(&auth_file, entry).expect("write auth file");
+        let mut command = repave();
+        command
+            .args(["base", "build"])
+            .arg(app.join("repave.lock"))
+            .args(["--output", &target])
+            .env("REGISTRY_AUTH_FILE", &auth_file)
+            .env("HOME", &home)
+            .env("REPAVE_LOG", "debug")
+            .env_remove("DOCKER_CONFIG")
+            .env_remove("XDG_RUNTIME_DIR");
+        command
+    };
+
+    let refused = run_fails(&mut push("builder:wrong"));
+    assert!(
+        refused.contains("podman login") && refused.contains(&registry.host),
+        "{refused}"
+    );
+    assert!(registry
+        .requests("PUT /v2/bases/static/manifests/")
+        .is_empty());
+
+    let output = run_ok(&mut push(&format!("{user}:{password}")));
+    let stderr = text(&output.stderr);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    assert!(
+        !stderr.contains(password) && !stderr.contains(&encoded),
+        "a secret was logged:\n{stderr}"
+    );
+
+    let creds = format!("--creds={user}:{password}");
+    let inspected = skopeo_inspect(&target, &[&creds]);
+    let report = json_stdout(&run_ok(
+        repave()
+            .arg("inspect")
+            .arg(&target)
+            .arg("--json")
+            .env("REGISTRY_AUTH_FILE", &auth_file)
+            .env("HOME", &home),
+    ));
+    assert_eq!(report["digest"], inspected["Digest"], "{report}");
+}
