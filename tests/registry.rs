@@ -19,7 +19,7 @@ struct Registry {
     child: Child,
     host: String,
     log: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Registry {
@@ -62,7 +62,7 @@ impl Registry {
             child,
             host: format!("127.0.0.1:{port}"),
             log,
-            _dir: dir,
+            dir,
         };
         registry.wait_ready();
         registry
@@ -100,6 +100,17 @@ impl Registry {
             .filter(|line| line.contains(&needle))
             .map(str::to_owned)
             .collect()
+    }
+
+    /// The file the registry keeps blob `digest` (`sha256:…`) in.
+    fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
+        self.dir
+            .path()
+            .join("storage/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
     }
 
     fn reference(&self, name: &str) -> String {
@@ -253,6 +264,20 @@ fn build_pushes_pulls_and_mounts_against_a_real_registry() {
     let bundle = umoci_unpack(&copied, "app", &temp.path().join("bundle"));
     let (status, body) = run_image(&bundle).get("/");
     assert_eq!((status, body.trim()), (200, "hello from go"));
+
+    // A blob altered in the registry's storage is caught when pulled, naming its digest.
+    let layer = raw["layers"][layer_count - 1]["digest"]
+        .as_str()
+        .expect("layer digest");
+    let data = registry.blob_file(layer);
+    let mut bytes = fs::read(&data).expect("read stored blob");
+    bytes[0] ^= 0xff;
+    fs::write(&data, bytes).expect("alter stored blob");
+    let refused = run_fails(repave().arg("inspect").arg(&target));
+    assert!(
+        refused.contains(layer) && refused.contains("hashes to"),
+        "{refused}"
+    );
 }
 
 #[test]
