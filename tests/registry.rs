@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::*;
+use repave::digest::Digest;
+use repave::image::assemble::Assembled;
+use repave::reference::Reference;
+use repave::store::output::{read_image_metadata, write_image};
 use serde_json::Value;
 
 /// A `docker-registry` serving a temporary directory on 127.0.0.1; killed when dropped.
@@ -264,6 +268,48 @@ fn build_pushes_pulls_and_mounts_against_a_real_registry() {
     let bundle = umoci_unpack(&copied, "app", &temp.path().join("bundle"));
     let (status, body) = run_image(&bundle).get("/");
     assert_eq!((status, body.trim()), (200, "hello from go"));
+
+    // Read without its layers, the image is copied to another repository by mounts alone.
+    let source = read_image_metadata(
+        &Reference::parse(&registry.reference(&format!("team/app@{digest}"))).expect("reference"),
+    )
+    .expect("read the manifest and config");
+    let files = source.layer_files();
+    assert!(
+        files.iter().all(|f| !f.file.exists()),
+        "layers were downloaded"
+    );
+    let stored = &source.image;
+    let manifest_bytes = source
+        .layout
+        .read_blob(&stored.descriptor.digest)
+        .expect("manifest bytes");
+    let copy = Assembled {
+        config: stored.config.clone(),
+        config_bytes: stored.config_bytes.clone(),
+        config_digest: stored.manifest.config.digest.clone(),
+        manifest: stored.manifest.clone(),
+        manifest_digest: Digest::of(&manifest_bytes),
+        manifest_bytes,
+    };
+    let copy_target = registry.reference("team/copy:v1");
+    write_image(
+        &Reference::parse(&copy_target).expect("reference"),
+        &copy,
+        &files,
+        &[],
+    )
+    .expect("copy by mounts");
+    assert_eq!(skopeo_inspect(&copy_target, &[])["Digest"], digest.as_str());
+    assert!(registry
+        .requests("PUT /v2/team/copy/blobs/uploads/")
+        .is_empty());
+    assert_eq!(
+        registry
+            .requests("POST /v2/team/copy/blobs/uploads/?mount=")
+            .len(),
+        layer_count + 1
+    );
 
     // A blob altered in the registry's storage is caught when pulled, naming its digest.
     let layer = raw["layers"][layer_count - 1]["digest"]

@@ -9,7 +9,7 @@ use crate::digest::Digest;
 use crate::image::assemble::Assembled;
 use crate::reference::Reference;
 use crate::store::layout::{Layout, LayoutError, StoredImage};
-use crate::store::registry::{self, RegistryError};
+use crate::store::registry::{self, Fetch, RegistryError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -195,8 +195,19 @@ impl SourceImage {
     }
 }
 
-/// Reads the image `reference` names.
+/// Reads the image `reference` names, with every layer.
 pub fn read_image(reference: &Reference) -> Result<SourceImage, StoreError> {
+    read(reference, Fetch::Everything)
+}
+
+/// Reads the manifest and config `reference` names. The layers of a registry image are
+/// left in the registry, so their [`SourceImage::layer_files`] do not exist; such an image
+/// can be written back to the same registry (layers present or mounted), not elsewhere.
+pub fn read_image_metadata(reference: &Reference) -> Result<SourceImage, StoreError> {
+    read(reference, Fetch::Metadata)
+}
+
+fn read(reference: &Reference, fetch: Fetch) -> Result<SourceImage, StoreError> {
     match reference {
         Reference::Oci { dir, tag, digest } => {
             let layout = Layout::open(dir)?;
@@ -230,6 +241,7 @@ pub fn read_image(reference: &Reference) -> Result<SourceImage, StoreError> {
             repository,
             tag.as_deref(),
             digest.as_ref(),
+            fetch,
         )?),
     }
 }

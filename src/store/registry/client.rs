@@ -24,6 +24,8 @@ pub enum Payload<'a> {
     Bytes(&'a [u8]),
     /// A file streamed from disk, `size` bytes long; it is opened again for each try.
     File(&'a Path, u64),
+    /// A blob with no local bytes: nothing can be sent.
+    Missing,
 }
 
 pub struct Client {
@@ -145,7 +147,7 @@ impl Client {
             request = request.header("authorization", authorization.as_str());
         }
         match payload {
-            Payload::Empty => self.agent.run(request.body(SendBody::none())?),
+            Payload::Empty | Payload::Missing => self.agent.run(request.body(SendBody::none())?),
             Payload::Bytes(bytes) => self.agent.run(
                 request
                     .header("content-length", bytes.len().to_string())

@@ -78,8 +78,8 @@ pub enum RegistryError {
         reference: String,
         source: serde_json::Error,
     },
-    #[error("layer {0} has no local file to upload; this is a bug in repave")]
-    NoFile(Digest),
+    #[error("layer {digest} is neither in {repository} nor in a repository of that registry it could be mounted from, and was not downloaded: read the image with its layers")]
+    NoFile { digest: Digest, repository: String },
     #[error(transparent)]
     Layout(#[from] LayoutError),
     #[error(transparent)]
@@ -113,12 +113,23 @@ fn mount_sources(digest: &Digest, host: &str, repository: &str) -> Vec<String> {
         .collect()
 }
 
+/// Which blobs a pull fetches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fetch {
+    /// Manifest, config and every layer.
+    Everything,
+    /// Manifest and config only: the layers stay in the registry and are absent from the
+    /// scratch layout (a push to the same registry mounts or skips them).
+    Metadata,
+}
+
 /// The image `repository` at `tag` or `digest` on `host`, pulled into a scratch layout.
 pub fn pull(
     host: &str,
     repository: &str,
     tag: Option<&str>,
     digest: Option<&Digest>,
+    fetch: Fetch,
 ) -> Result<SourceImage, RegistryError> {
     let name = display_name(host, repository, tag, digest);
     let mut client = Client::new(host, vec![format!("repository:{repository}:pull")])?;
@@ -170,9 +181,13 @@ pub fn pull(
             source,
         })?;
 
-    for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
-        fetch_blob(&mut client, repository, &blob.digest, &layout)?;
-        remember(&blob.digest, host, repository);
+    fetch_blob(&mut client, repository, &manifest.config.digest, &layout)?;
+    remember(&manifest.config.digest, host, repository);
+    for layer in &manifest.layers {
+        if fetch == Fetch::Everything {
+            fetch_blob(&mut client, repository, &layer.digest, &layout)?;
+        }
+        remember(&layer.digest, host, repository);
     }
     let descriptor = Descriptor::new(&media_type, manifest_digest, bytes.len() as u64);
     layout.set_tag(tag.unwrap_or("latest"), &descriptor)?;
@@ -327,6 +342,7 @@ pub fn push(
         .manifest
         .layers
         .iter()
+        .chain(std::iter::once(&image.manifest.config))
         .flat_map(|d| mount_sources(&d.digest, host, repository))
         .collect();
     scopes.extend(sources.iter().map(|r| format!("repository:{r}:pull")));
@@ -336,12 +352,12 @@ pub fn push(
 
     let mut uploaded = 0;
     for layer in &image.manifest.layers {
-        let file = blobs
-            .iter()
-            .find(|b| b.digest == layer.digest)
-            .map(|b| b.file.as_path())
-            .ok_or_else(|| RegistryError::NoFile(layer.digest.clone()))?;
-        let payload = Payload::File(file, layer.size);
+        // A layer of an image pulled without its layers has no file; it must be present
+        // or mountable.
+        let payload = match blobs.iter().find(|b| b.digest == layer.digest) {
+            Some(blob) if blob.file.is_file() => Payload::File(&blob.file, layer.size),
+            _ => Payload::Missing,
+        };
         uploaded += u64::from(push_blob(&mut client, repository, &layer.digest, &payload)?);
     }
     let config = Payload::Bytes(&image.config_bytes);
@@ -410,6 +426,13 @@ fn push_blob(
         }
         // A registry that cannot mount opens an upload session instead: let it go.
         check_status(&mut response, "POST", &url)?;
+    }
+
+    if let Payload::Missing = payload {
+        return Err(RegistryError::NoFile {
+            digest: digest.clone(),
+            repository: format!("{}/{repository}", client.host()),
+        });
     }
 
     // A dropped connection mid-upload leaves the session unusable: each try starts anew.
