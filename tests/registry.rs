@@ -18,6 +18,18 @@ use repave::reference::Reference;
 use repave::store::output::{read_image_metadata, write_image};
 use serde_json::Value;
 
+/// How the test registry authenticates clients.
+enum Auth<'a> {
+    Anonymous,
+    /// htpasswd with one `user:password`.
+    Basic(&'a str, &'a str),
+    /// Bearer tokens from `realm`, signed by the key of the certificate `cert`.
+    Token {
+        realm: &'a str,
+        cert: &'a Path,
+    },
+}
+
 /// A `docker-registry` serving a temporary directory on 127.0.0.1; killed when dropped.
 struct Registry {
     child: Child,
@@ -27,8 +39,7 @@ struct Registry {
 }
 
 impl Registry {
-    /// Starts a registry, with htpasswd basic auth for `user:password` when given.
-    fn start(basic_auth: Option<(&str, &str)>) -> Registry {
+    fn start(auth: Auth<'_>) -> Registry {
         let binary = require_tool("docker-registry", "docker-registry");
         let dir = tempfile::tempdir().expect("temp dir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -40,15 +51,22 @@ impl Registry {
             "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: repave-test\n",
             dir.path().join("storage").display()
         );
-        if let Some((user, password)) = basic_auth {
-            let htpasswd = require_tool("htpasswd", "apache2-utils");
-            let line = run_ok(Command::new(htpasswd).args(["-Bbn", user, password])).stdout;
-            let file = dir.path().join("htpasswd");
-            fs::write(&file, line).expect("write htpasswd");
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: repave-test\n    path: {}\n",
-                file.display()
-            ));
+        match auth {
+            Auth::Anonymous => {}
+            Auth::Basic(user, password) => {
+                let htpasswd = require_tool("htpasswd", "apache2-utils");
+                let line = run_ok(Command::new(htpasswd).args(["-Bbn", user, password])).stdout;
+                let file = dir.path().join("htpasswd");
+                fs::write(&file, line).expect("write htpasswd");
+                config.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: repave-test\n    path: {}\n",
+                    file.display()
+                ));
+            }
+            Auth::Token { realm, cert } => config.push_str(&format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: {TOKEN_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+                cert.display()
+            )),
         }
         let config_file = dir.path().join("config.yml");
         fs::write(&config_file, config).expect("write registry config");
@@ -129,6 +147,132 @@ impl Drop for Registry {
     }
 }
 
+const TOKEN_SERVICE: &str = "repave-test-service";
+const TOKEN_ISSUER: &str = "repave-test-issuer";
+
+fn b64url(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A token server on 127.0.0.1: it hands a JWT granting pull and push on `repository`,
+/// signed with a fresh RSA key, to requests that bring basic `user:password`, and records
+/// each request line. The key's self-signed certificate is what the registry trusts.
+struct TokenServer {
+    realm: String,
+    cert: PathBuf,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TokenServer {
+    fn start(repository: &str, user: &str, password: &str) -> TokenServer {
+        let openssl = require_tool("openssl", "openssl");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+        run_ok(
+            Command::new(&openssl)
+                .args([
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                ])
+                .args(["-subj", "/CN=repave-test-token", "-keyout"])
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert),
+        );
+        let der = run_ok(
+            Command::new(&openssl)
+                .args(["x509", "-outform", "DER", "-in"])
+                .arg(&cert),
+        )
+        .stdout;
+        let header = serde_json::json!({
+            "alg": "RS256",
+            "typ": "JWT",
+            "x5c": [base64::engine::general_purpose::STANDARD.encode(der)],
+        });
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let claims = serde_json::json!({
+            "iss": TOKEN_ISSUER,
+            "sub": user,
+            "aud": TOKEN_SERVICE,
+            "exp": now + 3600,
+            "nbf": now - 60,
+            "iat": now - 60,
+            "jti": "repave-test",
+            "access": [{ "type": "repository", "name": repository, "actions": ["pull", "push"] }],
+        });
+        let signing_input = format!(
+            "{}.{}",
+            b64url(header.to_string().as_bytes()),
+            b64url(claims.to_string().as_bytes())
+        );
+        let input_file = dir.path().join("input");
+        fs::write(&input_file, &signing_input).expect("write signing input");
+        let signature = run_ok(
+            Command::new(&openssl)
+                .args(["dgst", "-sha256", "-sign"])
+                .arg(&key)
+                .arg(&input_file),
+        )
+        .stdout;
+        let token = format!("{signing_input}.{}", b64url(&signature));
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind token server");
+        let realm = format!(
+            "http://{}/token",
+            listener.local_addr().expect("local addr")
+        );
+        let expected = format!(
+            "authorization: basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        )
+        .to_lowercase();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        // The thread ends with the test process.
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match std::io::Read::read(&mut stream, &mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => break,
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let authorized = head.to_lowercase().lines().any(|l| l.trim() == expected);
+                let request_line = head.lines().next().unwrap_or_default().to_owned();
+                seen.lock().expect("lock").push(request_line);
+                let (status, body) = if authorized {
+                    ("200 OK", format!(r#"{{"token":"{token}"}}"#))
+                } else {
+                    ("401 Unauthorized", "{}".to_owned())
+                };
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = std::io::Write::write_all(&mut stream, answer.as_bytes());
+            }
+        });
+        TokenServer {
+            realm,
+            cert,
+            requests,
+            _dir: dir,
+        }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().expect("lock").clone()
+    }
+}
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
@@ -175,7 +319,7 @@ fn run_fails(command: &mut Command) -> String {
 
 #[test]
 fn build_pushes_pulls_and_mounts_against_a_real_registry() {
-    let registry = Registry::start(None);
+    let registry = Registry::start(Auth::Anonymous);
     let temp = tempfile::tempdir().expect("temp dir");
     let app = locked_go_app(temp.path());
 
@@ -329,7 +473,7 @@ fn build_pushes_pulls_and_mounts_against_a_real_registry() {
 #[test]
 fn basic_auth_credentials_come_from_the_auth_file() {
     let (user, password) = ("builder", "s3cret-pw");
-    let registry = Registry::start(Some((user, password)));
+    let registry = Registry::start(Auth::Basic(user, password));
     let temp = tempfile::tempdir().expect("temp dir");
     let app = locked_go_app(temp.path());
     let target = registry.reference("bases/static:1");
@@ -382,6 +526,62 @@ fn basic_auth_credentials_come_from_the_auth_file() {
             .arg("--json")
             .env("REGISTRY_AUTH_FILE", &auth_file)
             .env("HOME", &home),
+    ));
+    assert_eq!(report["digest"], inspected["Digest"], "{report}");
+}
+
+#[test]
+fn bearer_tokens_are_fetched_from_the_challenge_realm() {
+    let (user, password) = ("builder", "t0ken-pw");
+    let tokens = TokenServer::start("bases/static", user, password);
+    let registry = Registry::start(Auth::Token {
+        realm: &tokens.realm,
+        cert: &tokens.cert,
+    });
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = locked_go_app(temp.path());
+    let target = registry.reference("bases/static:1");
+    let auth_file = temp.path().join("auth.json");
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    fs::write(
+        &auth_file,
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{encoded}"}}}}}}"#,
+            registry.host
+        ),
+    )
+    .expect("write auth file");
+
+    let output = run_ok(
+        repave()
+            .args(["base", "build"])
+            .arg(app.join("repave.lock"))
+            .args(["--output", &target])
+            .env("REGISTRY_AUTH_FILE", &auth_file)
+            .env("REPAVE_LOG", "debug"),
+    );
+    let stderr = text(&output.stderr);
+    assert!(
+        !stderr.contains(password) && !stderr.contains(&encoded) && !stderr.contains("eyJ"),
+        "a secret was logged:\n{stderr}"
+    );
+    let asked = tokens.requests();
+    assert!(
+        asked
+            .iter()
+            .any(|line| line.contains(&format!("service={TOKEN_SERVICE}"))
+                && line.contains("scope=repository%3Abases%2Fstatic%3Apull%2Cpush")),
+        "token requests: {asked:?}"
+    );
+
+    let creds = format!("--creds={user}:{password}");
+    let inspected = skopeo_inspect(&target, &[&creds]);
+    let report = json_stdout(&run_ok(
+        repave()
+            .arg("inspect")
+            .arg(&target)
+            .arg("--json")
+            .env("REGISTRY_AUTH_FILE", &auth_file),
     ));
     assert_eq!(report["digest"], inspected["Digest"], "{report}");
 }

@@ -192,6 +192,17 @@ pub fn fetch_token(
     scopes: &[&str],
     credentials: Option<&Credentials>,
 ) -> Result<String, RegistryError> {
+    // Credentials go to the realm only over HTTPS, or plain HTTP where the registry itself
+    // would be spoken to that way.
+    let realm_host = realm
+        .strip_prefix("http://")
+        .map(|rest| rest.split('/').next().unwrap_or(rest));
+    if let Some(host) = realm_host.filter(|h| !super::client::plain_http_allowed(h)) {
+        return Err(RegistryError::InsecureRealm {
+            realm: realm.to_owned(),
+            host: host.to_owned(),
+        });
+    }
     let mut request = agent.get(realm);
     if let Some(service) = service {
         request = request.query("service", service);

@@ -53,6 +53,10 @@ pub enum RegistryError {
         "the token server {realm} answered {status} without a token: check the credentials for it"
     )]
     TokenRefused { realm: String, status: u16 },
+    #[error(
+        "the token server {realm} is plain HTTP: add {host} to {INSECURE_ENV} if it is trusted"
+    )]
+    InsecureRealm { realm: String, host: String },
     #[error("auth file `{}`: {reason}; fix or remove the entry", .path.display())]
     AuthFile { path: PathBuf, reason: String },
     #[error("{what} {expected} from the registry hashes to {actual}: it was altered on the way or in the registry; pull again or tell the registry's operator")]
