@@ -273,6 +273,83 @@ impl TokenServer {
     }
 }
 
+/// A TCP proxy to `upstream` on 127.0.0.1 that cuts connections in the middle of blob
+/// uploads: once (`always` false) or every time.
+struct CuttingProxy {
+    host: String,
+    cuts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CuttingProxy {
+    /// Bytes of an upload that pass before the connection is cut.
+    const PASSED: usize = 64 * 1024;
+
+    fn start(upstream: &str, always: bool) -> CuttingProxy {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let host = listener.local_addr().expect("local addr").to_string();
+        let cuts = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = cuts.clone();
+        let upstream = upstream.to_owned();
+        // The threads end with the test process.
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { continue };
+                let Ok(mut server) = std::net::TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (mut client_back, mut server_back) = (
+                    client.try_clone().expect("clone socket"),
+                    server.try_clone().expect("clone socket"),
+                );
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut server_back, &mut client_back);
+                    let _ = client_back.shutdown(std::net::Shutdown::Both);
+                });
+                let counter = counter.clone();
+                std::thread::spawn(move || {
+                    let mut buffer = vec![0u8; 16 * 1024];
+                    let mut uploading: Option<usize> = None;
+                    loop {
+                        let n = match std::io::Read::read(&mut client, &mut buffer) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let chunk = &buffer[..n];
+                        let cutting = always || counter.load(Ordering::SeqCst) == 0;
+                        if cutting && uploading.is_none() && contains(chunk, b"PUT /v2/") {
+                            if contains(chunk, b"/blobs/uploads/") {
+                                uploading = Some(0);
+                            }
+                        }
+                        if let Some(sent) = uploading.as_mut() {
+                            *sent += n;
+                            if *sent > Self::PASSED {
+                                counter.fetch_add(1, Ordering::SeqCst);
+                                break;
+                            }
+                        }
+                        if std::io::Write::write_all(&mut server, chunk).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    let _ = server.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        CuttingProxy { host, cuts }
+    }
+
+    fn cuts(&self) -> usize {
+        self.cuts.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
@@ -584,4 +661,51 @@ fn bearer_tokens_are_fetched_from_the_challenge_realm() {
             .env("REGISTRY_AUTH_FILE", &auth_file),
     ));
     assert_eq!(report["digest"], inspected["Digest"], "{report}");
+}
+
+#[test]
+fn a_dropped_upload_is_started_again_and_a_failed_push_leaves_no_tag() {
+    let registry = Registry::start(Auth::Anonymous);
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = locked_go_app(temp.path());
+    let push = |proxy: &CuttingProxy, name: &str| {
+        let mut command = repave();
+        command
+            .args(["base", "build"])
+            .arg(app.join("repave.lock"))
+            .args(["--output", &format!("docker://{}/{name}", proxy.host)]);
+        command
+    };
+
+    let once = CuttingProxy::start(&registry.host, false);
+    run_ok(&mut push(&once, "bases/static:1"));
+    assert_eq!(once.cuts(), 1, "the upload was not cut");
+    let digest = skopeo_inspect(&registry.reference("bases/static:1"), &[])["Digest"].clone();
+    let report = json_stdout(&run_ok(
+        repave()
+            .arg("inspect")
+            .arg(registry.reference("bases/static:1"))
+            .arg("--json"),
+    ));
+    assert_eq!(report["digest"], digest);
+
+    let always = CuttingProxy::start(&registry.host, true);
+    let refused = run_fails(&mut push(&always, "bases/broken:1"));
+    assert!(always.cuts() >= 3, "{} cuts", always.cuts());
+    assert!(refused.contains(&always.host), "{refused}");
+    assert!(
+        registry
+            .requests("PUT /v2/bases/broken/manifests/")
+            .is_empty(),
+        "a manifest was pushed after a failed upload"
+    );
+    let missing = Command::new(require_tool("skopeo", "skopeo"))
+        .args(["inspect", "--tls-verify=false"])
+        .arg(registry.reference("bases/broken:1"))
+        .output()
+        .expect("start skopeo");
+    assert!(
+        !missing.status.success(),
+        "the tag exists after a failed push"
+    );
 }
