@@ -317,10 +317,12 @@ impl CuttingProxy {
                         };
                         let chunk = &buffer[..n];
                         let cutting = always || counter.load(Ordering::SeqCst) == 0;
-                        if cutting && uploading.is_none() && contains(chunk, b"PUT /v2/") {
-                            if contains(chunk, b"/blobs/uploads/") {
-                                uploading = Some(0);
-                            }
+                        if cutting
+                            && uploading.is_none()
+                            && contains(chunk, b"PUT /v2/")
+                            && contains(chunk, b"/blobs/uploads/")
+                        {
+                            uploading = Some(0);
                         }
                         if let Some(sent) = uploading.as_mut() {
                             *sent += n;

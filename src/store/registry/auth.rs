@@ -215,7 +215,7 @@ pub fn fetch_token(
     }
     let mut response = request.call().map_err(|source| RegistryError::Http {
         url: realm.to_owned(),
-        source: Box::new(source),
+        error: Box::new(source),
     })?;
     if !response.status().is_success() {
         return Err(RegistryError::TokenRefused {
@@ -228,7 +228,7 @@ pub fn fetch_token(
         .read_to_vec()
         .map_err(|source| RegistryError::Http {
             url: realm.to_owned(),
-            source: Box::new(source),
+            error: Box::new(source),
         })?;
     let answer: TokenAnswer =
         serde_json::from_slice(&bytes).map_err(|_| RegistryError::TokenRefused {

@@ -125,7 +125,7 @@ impl Client {
                 Err(source) => {
                     return Err(RegistryError::Http {
                         url: url.to_owned(),
-                        source: Box::new(source),
+                        error: Box::new(source),
                     })
                 }
             }

@@ -33,10 +33,10 @@ const ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vn
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("cannot reach {url}: {source}; check the host and port (plain HTTP is used only for loopback hosts and those in {INSECURE_ENV})")]
+    #[error("cannot reach {url}: {error}; check the host and port (plain HTTP is used only for loopback hosts and those in {INSECURE_ENV})")]
     Http {
         url: String,
-        source: Box<ureq::Error>,
+        error: Box<ureq::Error>,
     },
     #[error("{method} {url}: the registry answered {status}: {detail}")]
     Status {
@@ -77,10 +77,10 @@ pub enum RegistryError {
         reference: String,
         media_type: String,
     },
-    #[error("`{reference}`: the manifest is not valid JSON of the expected shape: {source}")]
+    #[error("`{reference}`: the manifest is not valid JSON of the expected shape: {error}")]
     Json {
         reference: String,
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     #[error("layer {digest} is neither in {repository} nor in a repository of that registry it could be mounted from, and was not downloaded: read the image with its layers")]
     NoFile { digest: Digest, repository: String },
@@ -154,7 +154,7 @@ pub fn pull(
         let index: Index =
             serde_json::from_slice(&bytes).map_err(|source| RegistryError::Json {
                 reference: name.clone(),
-                source,
+                error: source,
             })?;
         let chosen = select_platform(&index, "linux", "amd64", None).ok_or_else(|| {
             RegistryError::NoPlatform {
@@ -182,7 +182,7 @@ pub fn pull(
     let manifest: crate::image::spec::Manifest =
         serde_json::from_slice(&bytes).map_err(|source| RegistryError::Json {
             reference: name.clone(),
-            source,
+            error: source,
         })?;
 
     fetch_blob(&mut client, repository, &manifest.config.digest, &layout)?;
@@ -240,7 +240,7 @@ fn get_manifest(
         .read_to_vec()
         .map_err(|source| RegistryError::Http {
             url: url.clone(),
-            source: Box::new(source),
+            error: Box::new(source),
         })?;
     let actual = Digest::of(&bytes);
     if let Some(expected) = expected.or(named.as_ref()) {
@@ -283,7 +283,7 @@ fn fetch_blob(
     io::copy(&mut response.body_mut().as_reader(), &mut writer).map_err(|e| {
         RegistryError::Http {
             url: url.clone(),
-            source: Box::new(ureq::Error::Io(e)),
+            error: Box::new(ureq::Error::Io(e)),
         }
     })?;
     let (mut out, actual, _) = writer.finish();
@@ -444,8 +444,8 @@ fn push_blob(
     loop {
         attempt += 1;
         match upload(client, repository, digest, payload) {
-            Err(RegistryError::Http { url, source }) if attempt < 3 => {
-                debug!(%url, error = %source, attempt, "upload failed: starting it again");
+            Err(RegistryError::Http { url, error }) if attempt < 3 => {
+                debug!(%url, %error, attempt, "upload failed: starting it again");
                 std::thread::sleep(std::time::Duration::from_millis(250 << attempt));
             }
             other => return other.map(|()| true),
