@@ -5,6 +5,7 @@
 
 mod auth;
 mod client;
+mod push;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read};
@@ -15,16 +16,16 @@ use tracing::{debug, info};
 use ureq::http::{Method, StatusCode};
 
 use crate::digest::{Digest, DigestWriter};
-use crate::image::assemble::Assembled;
 use crate::image::spec::{
     Descriptor, Index, MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX,
     MEDIA_TYPE_MANIFEST,
 };
 use crate::store::layout::{Layout, LayoutError};
-use crate::store::output::{BlobSource, SourceImage};
+use crate::store::output::SourceImage;
 use client::{Client, Payload};
 
 pub use client::INSECURE_ENV;
+pub use push::push;
 
 /// Manifests above this size are refused rather than read into memory.
 const MANIFEST_LIMIT: u64 = 4 << 20;
@@ -104,7 +105,7 @@ fn remember(digest: &Digest, host: &str, repository: &str) {
 }
 
 /// Other repositories of `host` known to hold `digest`.
-fn mount_sources(digest: &Digest, host: &str, repository: &str) -> Vec<String> {
+pub(crate) fn mount_sources(digest: &Digest, host: &str, repository: &str) -> Vec<String> {
     let Ok(known) = KNOWN.lock() else {
         return Vec::new();
     };
@@ -333,161 +334,8 @@ fn platforms(index: &Index) -> String {
     }
 }
 
-/// Pushes `image` to `repository` on `host` under every one of `tags`.
-pub fn push(
-    host: &str,
-    repository: &str,
-    tags: &[String],
-    image: &Assembled,
-    blobs: &[BlobSource],
-) -> Result<(), RegistryError> {
-    let mut scopes = vec![format!("repository:{repository}:pull,push")];
-    let sources: BTreeSet<String> = image
-        .manifest
-        .layers
-        .iter()
-        .chain(std::iter::once(&image.manifest.config))
-        .flat_map(|d| mount_sources(&d.digest, host, repository))
-        .collect();
-    scopes.extend(sources.iter().map(|r| format!("repository:{r}:pull")));
-    let mut client = Client::new(host, scopes)?;
-    let name = format!("{host}/{repository}");
-    info!(image = %name, tags = %tags.join(", "), "pushing");
-
-    let mut uploaded = 0;
-    for layer in &image.manifest.layers {
-        // A layer of an image pulled without its layers has no file; it must be present
-        // or mountable.
-        let payload = match blobs.iter().find(|b| b.digest == layer.digest) {
-            Some(blob) if blob.file.is_file() => Payload::File(&blob.file, layer.size),
-            _ => Payload::Missing,
-        };
-        uploaded += u64::from(push_blob(&mut client, repository, &layer.digest, &payload)?);
-    }
-    let config = Payload::Bytes(&image.config_bytes);
-    uploaded += u64::from(push_blob(
-        &mut client,
-        repository,
-        &image.config_digest,
-        &config,
-    )?);
-
-    // The manifest goes last, so a tag never names an image whose blobs are not all there.
-    let media_type = image
-        .manifest
-        .media_type
-        .clone()
-        .unwrap_or_else(|| MEDIA_TYPE_MANIFEST.to_owned());
-    for tag in tags {
-        let url = client.url(&format!("/v2/{repository}/manifests/{tag}"));
-        let mut response = client.send(
-            Method::PUT,
-            &url,
-            &[("content-type", media_type.as_str())],
-            &Payload::Bytes(&image.manifest_bytes),
-            true,
-        )?;
-        check_status(&mut response, "PUT", &url)?;
-        let named = response
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<Digest>().ok());
-        if let Some(named) = named.filter(|d| d != &image.manifest_digest) {
-            return Err(RegistryError::DigestMismatch {
-                what: "manifest",
-                expected: image.manifest_digest.clone(),
-                actual: named,
-            });
-        }
-    }
-    info!(image = %name, digest = %image.manifest_digest, blobs_uploaded = uploaded, "pushed");
-    Ok(())
-}
-
-/// Makes `digest` present in `repository`; true when its bytes were uploaded.
-fn push_blob(
-    client: &mut Client,
-    repository: &str,
-    digest: &Digest,
-    payload: &Payload<'_>,
-) -> Result<bool, RegistryError> {
-    let url = client.url(&format!("/v2/{repository}/blobs/{digest}"));
-    let response = client.send(Method::HEAD, &url, &[], &Payload::Empty, true)?;
-    if response.status().is_success() {
-        debug!(%digest, "blob already in the repository");
-        return Ok(false);
-    }
-
-    for from in mount_sources(digest, client.host(), repository) {
-        let url = client.url(&format!(
-            "/v2/{repository}/blobs/uploads/?mount={digest}&from={from}"
-        ));
-        let mut response = client.send(Method::POST, &url, &[], &Payload::Empty, true)?;
-        if response.status() == StatusCode::CREATED {
-            debug!(%digest, from, "blob mounted");
-            return Ok(false);
-        }
-        // A registry that cannot mount opens an upload session instead: let it go.
-        check_status(&mut response, "POST", &url)?;
-    }
-
-    if let Payload::Missing = payload {
-        return Err(RegistryError::NoFile {
-            digest: digest.clone(),
-            repository: format!("{}/{repository}", client.host()),
-        });
-    }
-
-    // A dropped connection mid-upload leaves the session unusable: each try starts anew.
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match upload(client, repository, digest, payload) {
-            Err(RegistryError::Http { url, error }) if attempt < 3 => {
-                debug!(%url, %error, attempt, "upload failed: starting it again");
-                std::thread::sleep(std::time::Duration::from_millis(250 << attempt));
-            }
-            other => return other.map(|()| true),
-        }
-    }
-}
-
-/// One monolithic upload: POST opens a session, PUT streams the bytes and closes it.
-fn upload(
-    client: &mut Client,
-    repository: &str,
-    digest: &Digest,
-    payload: &Payload<'_>,
-) -> Result<(), RegistryError> {
-    let url = client.url(&format!("/v2/{repository}/blobs/uploads/"));
-    let mut response = client.send(Method::POST, &url, &[], &Payload::Empty, true)?;
-    check_status(&mut response, "POST", &url)?;
-    let location = response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| RegistryError::Status {
-            method: "POST".into(),
-            url: url.clone(),
-            status: response.status().as_u16(),
-            detail: "no Location header for the upload".into(),
-        })?;
-    let separator = if location.contains('?') { '&' } else { '?' };
-    let put_url = client.url(&format!("{location}{separator}digest={digest}"));
-    debug!(%digest, "uploading blob");
-    let mut response = client.send(
-        Method::PUT,
-        &put_url,
-        &[("content-type", "application/octet-stream")],
-        payload,
-        false,
-    )?;
-    check_status(&mut response, "PUT", &put_url)
-}
-
 /// Turns a non-2xx answer into an error carrying the registry's own message.
-fn check_status(
+pub(crate) fn check_status(
     response: &mut ureq::http::Response<ureq::Body>,
     method: &str,
     url: &str,
