@@ -14,6 +14,8 @@ use super::auth::{self, Challenge, Credentials};
 use super::RegistryError;
 
 /// Hosts (comma-separated, `HOST` or `HOST:PORT`) that are spoken to over plain HTTP.
+// Limitation: there are no `--insecure-registry` and `--creds` flags yet; this variable and
+// the auth files are the only ways to name insecure hosts and credentials.
 pub const INSECURE_ENV: &str = "REPAVE_INSECURE_REGISTRIES";
 
 const TRIES: u32 = 3;

@@ -93,6 +93,8 @@ pub enum RegistryError {
 
 /// Repositories each blob was pulled from, per host, in this process: a push to another
 /// repository of the same host mounts these blobs instead of uploading them.
+// Limitation: this record lives only as long as the process; a push in a later run uploads
+// blobs that a mount could have supplied, unless the target repository has them already.
 static KNOWN: Mutex<BTreeMap<Digest, BTreeSet<(String, String)>>> = Mutex::new(BTreeMap::new());
 
 fn remember(digest: &Digest, host: &str, repository: &str) {
@@ -302,6 +304,7 @@ fn fetch_blob(
 }
 
 /// The manifest of `index` for `os`/`architecture` (and `variant` when given).
+// Limitation: pulls always choose linux/amd64, the one platform repave builds for.
 fn select_platform<'a>(
     index: &'a Index,
     os: &str,

@@ -104,13 +104,14 @@ fn push_blob(
         let url = client.url(&format!(
             "/v2/{repository}/blobs/uploads/?mount={digest}&from={from}"
         ));
-        let mut response = client.send(Method::POST, &url, &[], &Payload::Empty, true)?;
+        let response = client.send(Method::POST, &url, &[], &Payload::Empty, true)?;
         if response.status() == StatusCode::CREATED {
             debug!(%digest, from, "blob mounted");
             return Ok(false);
         }
-        // A registry that cannot mount opens an upload session instead: let it go.
-        check_status(&mut response, "POST", &url)?;
+        // A registry that cannot mount answers 202 with an upload session, which is left
+        // to expire, or refuses (no pull access to `from`): the blob is uploaded instead.
+        debug!(%digest, from, status = %response.status(), "mount refused");
     }
 
     if let Payload::Missing = payload {
@@ -120,17 +121,28 @@ fn push_blob(
         });
     }
 
-    // A dropped connection mid-upload leaves the session unusable: each try starts anew.
+    // A dropped connection or a server error mid-upload leaves the session unusable: each
+    // try starts a new one.
+    // Limitation: uploads are one monolithic PUT, so a cut upload is sent again from its
+    // first byte rather than resumed.
     let mut attempt = 0;
     loop {
         attempt += 1;
         match upload(client, repository, digest, payload) {
-            Err(RegistryError::Http { url, error }) if attempt < 3 => {
-                debug!(%url, %error, attempt, "upload failed: starting it again");
+            Err(error) if attempt < 3 && retryable(&error) => {
+                debug!(%digest, %error, attempt, "upload failed: starting it again");
                 std::thread::sleep(std::time::Duration::from_millis(250 << attempt));
             }
             other => return other.map(|()| true),
         }
+    }
+}
+
+fn retryable(error: &RegistryError) -> bool {
+    match error {
+        RegistryError::Http { .. } => true,
+        RegistryError::Status { status, .. } => *status >= 500,
+        _ => false,
     }
 }
 
