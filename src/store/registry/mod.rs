@@ -149,6 +149,8 @@ pub fn pull(
     let (mut bytes, mut media_type, mut manifest_digest) =
         get_manifest(&mut client, repository, &wanted, digest, &name)?;
 
+    // Limitation: blobs are pulled into a scratch layout removed after use, with no cache;
+    // each run that reads a registry image downloads its blobs again.
     let scratch = tempfile::Builder::new().prefix("repave-pull-").tempdir()?;
     let layout = Layout::create(&scratch.path().join("layout"))?;
 
