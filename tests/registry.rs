@@ -201,6 +201,18 @@ fn build_pushes_pulls_and_mounts_against_a_real_registry() {
         layer_count + 1
     );
 
+    // With the opt-in, the base's tag is read, and names the same base.
+    let by_tag = json_stdout(&run_ok(
+        repave()
+            .arg("build")
+            .arg(&app)
+            .args(["--base", &base_tagged, "--json", "--output"])
+            .arg(format!("oci:{}:app", temp.path().join("by-tag").display()))
+            .env("REPAVE_ALLOW_BASE_TAG", "1"),
+    ));
+    assert_eq!(by_tag["base"]["digest"], base_digest.as_str(), "{by_tag}");
+    assert_eq!(by_tag["digest"], digest.as_str(), "{by_tag}");
+
     // A blob altered in the registry's storage is caught when pulled, naming its digest.
     let layer = raw["layers"][layer_count - 1]["digest"]
         .as_str()
@@ -377,4 +389,129 @@ fn a_dropped_upload_is_started_again_and_a_failed_push_leaves_no_tag() {
         !missing.status.success(),
         "the tag exists after a failed push"
     );
+}
+
+/// Writes an OCI image index over `manifests` (each with its platform) into the layout at
+/// `dir` as a blob, tagged `tag`; returns its digest.
+fn write_index(dir: &Path, tag: &str, manifests: &[(Value, &str, Option<&str>)]) -> String {
+    let entries: Vec<Value> = manifests
+        .iter()
+        .map(|(descriptor, arch, variant)| {
+            let mut entry = descriptor.clone();
+            entry["platform"] = serde_json::json!({ "os": "linux", "architecture": arch });
+            if let Some(variant) = variant {
+                entry["platform"]["variant"] = Value::from(*variant);
+            }
+            entry
+        })
+        .collect();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": entries,
+    });
+    let bytes = serde_json::to_vec(&index).expect("index JSON");
+    let digest = Digest::of(&bytes);
+    fs::write(dir.join("blobs/sha256").join(digest.hex()), &bytes).expect("write index blob");
+    let mut layout_index: Value =
+        serde_json::from_slice(&fs::read(dir.join("index.json")).expect("read index.json"))
+            .expect("index.json is JSON");
+    layout_index["manifests"]
+        .as_array_mut()
+        .expect("manifests")
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": digest.to_string(),
+            "size": bytes.len(),
+            "annotations": { "org.opencontainers.image.ref.name": tag },
+        }));
+    fs::write(dir.join("index.json"), layout_index.to_string()).expect("write index.json");
+    digest.to_string()
+}
+
+/// Descriptor of the manifest tagged `tag` in the layout at `dir`.
+fn tagged_descriptor(dir: &Path, tag: &str) -> Value {
+    let index: Value =
+        serde_json::from_slice(&fs::read(dir.join("index.json")).expect("read index.json"))
+            .expect("index.json is JSON");
+    let mut entry = index["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .expect("tagged manifest")
+        .clone();
+    entry.as_object_mut().expect("object").remove("annotations");
+    entry
+}
+
+#[test]
+fn indexes_and_docker_manifests_are_pulled() {
+    let registry = Registry::start(Auth::Anonymous);
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = locked_go_app(temp.path());
+    let skopeo = require_tool("skopeo", "skopeo");
+
+    // Two different images in one layout: the base (posing as arm64) and the app (amd64).
+    let layout = temp.path().join("layout");
+    let oci_ref = |tag: &str| format!("oci:{}:{tag}", layout.display());
+    run_ok(
+        repave()
+            .args(["base", "build"])
+            .arg(app.join("repave.lock"))
+            .args(["--output", &oci_ref("base")]),
+    );
+    let report = json_stdout(&run_ok(repave().arg("build").arg(&app).args([
+        "--output",
+        &oci_ref("app"),
+        "--json",
+    ])));
+    let app_digest = report["digest"].as_str().expect("digest").to_owned();
+    let index_digest = write_index(
+        &layout,
+        "multi",
+        &[
+            (tagged_descriptor(&layout, "base"), "arm64", Some("v8")),
+            (tagged_descriptor(&layout, "app"), "amd64", None),
+        ],
+    );
+    run_ok(
+        Command::new(&skopeo)
+            .args(["copy", "-q", "--all", "--dest-tls-verify=false"])
+            .arg(oci_ref("multi"))
+            .arg(registry.reference("team/multi:1")),
+    );
+
+    // By tag and by the index's digest, the linux/amd64 image is the one read.
+    for reference in [
+        registry.reference("team/multi:1"),
+        registry.reference(&format!("team/multi@{index_digest}")),
+    ] {
+        let inspected = json_stdout(&run_ok(
+            repave().arg("inspect").arg(&reference).arg("--json"),
+        ));
+        assert_eq!(
+            inspected["digest"],
+            app_digest.as_str(),
+            "{reference}: {inspected}"
+        );
+    }
+
+    // A Docker v2 schema 2 manifest (as docker push writes) is read as well.
+    let docker = registry.reference("team/docker:1");
+    run_ok(
+        Command::new(&skopeo)
+            .args(["copy", "-q", "--format", "v2s2", "--dest-tls-verify=false"])
+            .arg(oci_ref("app"))
+            .arg(&docker),
+    );
+    let raw = skopeo_inspect(&docker, &["--raw"]);
+    assert_eq!(
+        raw["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    let docker_digest = skopeo_inspect(&docker, &[])["Digest"].clone();
+    let inspected = json_stdout(&run_ok(repave().arg("inspect").arg(&docker).arg("--json")));
+    assert_eq!(inspected["digest"], docker_digest, "{inspected}");
+    assert_eq!(inspected["os"], "linux");
 }
