@@ -175,8 +175,8 @@ fn fill(
 pub struct SourceImage {
     pub layout: Layout,
     pub image: StoredImage,
-    /// A layout made for the read (from a docker-archive or a registry), removed when the last clone of
-    /// this value is dropped.
+    /// A layout made for the read (from a docker-archive or a registry), removed when the
+    /// last clone of this value is dropped.
     pub scratch: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
