@@ -168,8 +168,19 @@ pub fn package_base(lock: &Lock, opts: &debian::Options, epoch: u64) -> anyhow::
     })
 }
 
-/// An image base named by `reference`.
+/// Set to `1` to build on a registry base named by tag alone.
+pub const ALLOW_BASE_TAG_ENV: &str = "REPAVE_ALLOW_BASE_TAG";
+
+/// An image base named by `reference`. A registry base named by tag alone is refused
+/// unless [`ALLOW_BASE_TAG_ENV`] opts in, since the tag may move between builds.
 pub fn image_base(reference: &Reference) -> anyhow::Result<Base> {
+    if let Reference::Registry { digest: None, .. } = reference {
+        if std::env::var(ALLOW_BASE_TAG_ENV).as_deref() != Ok("1") {
+            anyhow::bail!(
+                "base `{reference}` is named by tag alone, which can move: pin it by digest (`docker://HOST/REPO@sha256:…`, `skopeo inspect` prints it) or set {ALLOW_BASE_TAG_ENV}=1 to use what the tag names now"
+            );
+        }
+    }
     let image = read_image(reference).with_context(|| format!("cannot read base {reference}"))?;
     let labels = image.image.config.labels();
     let name = labels

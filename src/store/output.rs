@@ -9,15 +9,16 @@ use crate::digest::Digest;
 use crate::image::assemble::Assembled;
 use crate::reference::Reference;
 use crate::store::layout::{Layout, LayoutError, StoredImage};
+use crate::store::registry::{self, Fetch, RegistryError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(transparent)]
     Layout(#[from] LayoutError),
     #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
     Io(#[from] std::io::Error),
-    #[error("`{0}`: this transport is not supported yet; write to or read from an OCI layout (`oci:DIR[:TAG]`)")]
-    Unsupported(String),
 }
 
 /// One blob of an image and the file it is in now.
@@ -32,10 +33,12 @@ pub fn check_writable(target: &Reference) -> Result<(), StoreError> {
     match target {
         Reference::Oci {
             digest: Some(_), ..
+        }
+        | Reference::Registry {
+            digest: Some(_), ..
         } => Err(StoreError::Io(std::io::Error::other(format!(
-            "`{target}`: an image cannot be written to a digest (the digest is what the image turns out to be); name a tag, as in `oci:DIR:TAG`"
+            "`{target}`: an image cannot be written to a digest (the digest is what the image turns out to be); name a tag, as in `oci:DIR:TAG` or `docker://HOST/REPO:TAG`"
         )))),
-        Reference::Registry { .. } => Err(StoreError::Unsupported(target.to_string())),
         _ => Ok(()),
     }
 }
@@ -69,7 +72,16 @@ pub fn write_image(
             }
             super::archive::write_archive(file, &names, image, blobs)
         }
-        other => Err(StoreError::Unsupported(other.to_string())),
+        Reference::Registry {
+            host,
+            repository,
+            tag,
+            digest: _,
+        } => {
+            let mut tags = vec![tag.clone().unwrap_or_else(|| "latest".to_owned())];
+            tags.extend(extra_tags.iter().cloned());
+            Ok(registry::push(host, repository, &tags, image, blobs)?)
+        }
     }
 }
 
@@ -163,8 +175,8 @@ fn fill(
 pub struct SourceImage {
     pub layout: Layout,
     pub image: StoredImage,
-    /// A layout made for the read (from a docker-archive), removed when the last clone of
-    /// this value is dropped.
+    /// A layout made for the read (from a docker-archive or a registry), removed when the
+    /// last clone of this value is dropped.
     pub scratch: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
@@ -183,8 +195,19 @@ impl SourceImage {
     }
 }
 
-/// Reads the image `reference` names.
+/// Reads the image `reference` names, with every layer.
 pub fn read_image(reference: &Reference) -> Result<SourceImage, StoreError> {
+    read(reference, Fetch::Everything)
+}
+
+/// Reads the manifest and config `reference` names. The layers of a registry image are
+/// left in the registry, so their [`SourceImage::layer_files`] do not exist; such an image
+/// can be written back to the same registry (layers present or mounted), not elsewhere.
+pub fn read_image_metadata(reference: &Reference) -> Result<SourceImage, StoreError> {
+    read(reference, Fetch::Metadata)
+}
+
+fn read(reference: &Reference, fetch: Fetch) -> Result<SourceImage, StoreError> {
     match reference {
         Reference::Oci { dir, tag, digest } => {
             let layout = Layout::open(dir)?;
@@ -208,6 +231,17 @@ pub fn read_image(reference: &Reference) -> Result<SourceImage, StoreError> {
         Reference::DockerArchive { file, name } => {
             super::archive::read_archive(file, name.as_deref())
         }
-        other => Err(StoreError::Unsupported(other.to_string())),
+        Reference::Registry {
+            host,
+            repository,
+            tag,
+            digest,
+        } => Ok(registry::pull(
+            host,
+            repository,
+            tag.as_deref(),
+            digest.as_ref(),
+            fetch,
+        )?),
     }
 }
