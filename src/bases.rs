@@ -174,6 +174,12 @@ pub const ALLOW_BASE_TAG_ENV: &str = "REPAVE_ALLOW_BASE_TAG";
 /// An image base named by `reference`. A registry base named by tag alone is refused
 /// unless [`ALLOW_BASE_TAG_ENV`] opts in, since the tag may move between builds.
 pub fn image_base(reference: &Reference) -> anyhow::Result<Base> {
+    image_base_read(reference, true)
+}
+
+/// Like [`image_base`]; without `layers`, a registry base's layers stay in the registry
+/// (for a rebase whose result goes back to the same registry, where they are mounted).
+pub fn image_base_read(reference: &Reference, layers: bool) -> anyhow::Result<Base> {
     if let Reference::Registry { digest: None, .. } = reference {
         if std::env::var(ALLOW_BASE_TAG_ENV).as_deref() != Ok("1") {
             anyhow::bail!(
@@ -181,7 +187,12 @@ pub fn image_base(reference: &Reference) -> anyhow::Result<Base> {
             );
         }
     }
-    let image = read_image(reference).with_context(|| format!("cannot read base {reference}"))?;
+    let image = if layers {
+        read_image(reference)
+    } else {
+        crate::store::output::read_image_metadata(reference)
+    }
+    .with_context(|| format!("cannot read base {reference}"))?;
     let labels = image.image.config.labels();
     let name = labels
         .get(LABEL_BASE_NAME)

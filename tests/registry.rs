@@ -515,3 +515,129 @@ fn indexes_and_docker_manifests_are_pulled() {
     assert_eq!(inspected["digest"], docker_digest, "{inspected}");
     assert_eq!(inspected["os"], "linux");
 }
+
+/// Rebase in a registry sends only the new config and manifest: the new base's layers are
+/// mounted from its repository, the app layers stay where they are and are not downloaded.
+/// The result is the image a fresh build on the new base gives, and it runs.
+#[test]
+fn rebase_in_a_registry_uploads_only_config_and_manifest() {
+    let registry = Registry::start(Auth::Anonymous);
+    let temp = tempfile::tempdir().expect("temp dir");
+    let app = locked_go_app(temp.path());
+
+    // Base B is base A (the app's lock) plus one package.
+    let lock_a = fs::read_to_string(app.join("repave.lock")).expect("lock");
+    assert!(lock_a.contains("name = \"static\""), "{lock_a}");
+    let def_b = temp.path().join("b.toml");
+    fs::write(
+        &def_b,
+        "name = \"static\"\nsuite = \"bookworm\"\ncomponents = [\"main\"]\narchitecture = \"amd64\"\n\
+         packages = [\"ca-certificates\", \"tzdata\", \"netbase\", \"base-files\", \"media-types\"]\n\
+         exclude = [\"openssl\", \"debconf\", \"awk\"]\n",
+    )
+    .expect("definition");
+    let lock_b = temp.path().join("b.lock");
+    run_ok(
+        repave()
+            .args(["base", "lock"])
+            .arg(&def_b)
+            .arg("--output")
+            .arg(&lock_b),
+    );
+    let pushed_base = |lock: &Path, tag: &str| -> String {
+        let tagged = registry.reference(&format!("bases/static:{tag}"));
+        run_ok(
+            repave()
+                .args(["base", "build"])
+                .arg(lock)
+                .args(["--output", &tagged]),
+        );
+        let digest = skopeo_inspect(&tagged, &[])["Digest"]
+            .as_str()
+            .expect("digest")
+            .to_owned();
+        registry.reference(&format!("bases/static@{digest}"))
+    };
+    let base_a = pushed_base(&app.join("repave.lock"), "a");
+    let base_b = pushed_base(&lock_b, "b");
+
+    let target = registry.reference("team/app:v1");
+    let built = json_stdout(&run_ok(
+        repave()
+            .arg("build")
+            .arg(&app)
+            .args(["--base", &base_a, "--output", &target, "--json"]),
+    ));
+    let app_layers: Vec<String> = built["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .map(|l| l["digest"].as_str().expect("digest").to_owned())
+        .collect();
+    let uploads_before = registry.requests("PUT /v2/team/app/blobs/uploads/").len();
+
+    let report = json_stdout(&run_ok(
+        repave()
+            .arg("rebase")
+            .arg(&target)
+            .args(["--base", &base_b, "--json"]),
+    ));
+    let config = skopeo_inspect(&target, &["--config", "--raw"]);
+    let manifest_bytes = run_ok(
+        Command::new(require_tool("skopeo", "skopeo"))
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(&target),
+    )
+    .stdout;
+    let config_bytes = serde_json::to_vec(&config).expect("config").len();
+    assert!(
+        report["bytes_uploaded"].as_u64().expect("bytes") > 0,
+        "{report}"
+    );
+    assert!(
+        report["bytes_uploaded"].as_u64().expect("bytes")
+            <= (manifest_bytes.len() + config_bytes * 2) as u64,
+        "only config and manifest may be sent: {report}"
+    );
+    let uploads_after = registry.requests("PUT /v2/team/app/blobs/uploads/").len();
+    assert_eq!(
+        uploads_after - uploads_before,
+        1,
+        "one upload, the config:\n{}",
+        registry.log()
+    );
+    for layer in &app_layers {
+        let fetched = registry.requests(&format!("GET /v2/team/app/blobs/{layer}"));
+        assert!(
+            fetched.is_empty(),
+            "app layer {layer} was downloaded: {fetched:?}"
+        );
+    }
+    assert_eq!(
+        Digest::of(&manifest_bytes).to_string(),
+        report["digest"].as_str().unwrap()
+    );
+
+    let fresh = json_stdout(&run_ok(
+        repave()
+            .arg("build")
+            .arg(&app)
+            .args(["--base", &base_b, "--json", "--output"])
+            .arg(format!("oci:{}:fresh", temp.path().join("fresh").display())),
+    ));
+    assert_eq!(
+        report["digest"], fresh["digest"],
+        "rebase equals a fresh build on B"
+    );
+
+    let copied = temp.path().join("copied");
+    run_ok(
+        Command::new(require_tool("skopeo", "skopeo"))
+            .args(["copy", "-q", "--src-tls-verify=false"])
+            .arg(&target)
+            .arg(format!("oci:{}:app", copied.display())),
+    );
+    let bundle = umoci_unpack(&copied, "app", &temp.path().join("bundle"));
+    let (status, body) = run_image(&bundle).get("/");
+    assert_eq!((status, body.trim()), (200, "hello from go"));
+}

@@ -11,12 +11,13 @@ use crate::bases;
 use crate::digest::Digest;
 use crate::rebase::rebase;
 use crate::reference::Reference;
-use crate::store::output::{read_image, write_image};
+use crate::store::output::{read_image, read_image_metadata, write_image};
 
 /// Replace an image's base layers with a new base's, keeping its app layers byte for byte.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The image: `oci:DIR[:TAG|@sha256:…]` or `docker-archive:FILE[:REPO:TAG]`.
+    /// The image: `oci:DIR[:TAG|@sha256:…]`, `docker-archive:FILE[:REPO:TAG]` or
+    /// `docker://HOST/REPO[:TAG|@sha256:…]`.
     image: String,
     /// The new base, in any reference form; a package base built by `repave base build`.
     #[arg(long, value_name = "NEW_BASE", required = true)]
@@ -57,11 +58,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
     };
     crate::store::output::check_writable(&target)?;
-    let source = read_image(&reference).with_context(|| format!("cannot read {reference}"))?;
-    let new_base = bases::image_base(&Reference::parse(&args.base)?)?;
+    let base_reference = Reference::parse(&args.base)?;
+    // In one registry nothing needs downloading: app layers stay where they are and the
+    // new base's are mounted from its repository.
+    let registry_host = |r: &Reference| match r {
+        Reference::Registry { host, .. } => Some(host.clone()),
+        _ => None,
+    };
+    let in_place = registry_host(&target).is_some()
+        && registry_host(&target) == registry_host(&reference)
+        && registry_host(&target) == registry_host(&base_reference);
+    let source = if in_place {
+        read_image_metadata(&reference)
+    } else {
+        read_image(&reference)
+    }
+    .with_context(|| format!("cannot read {reference}"))?;
+    let new_base = bases::image_base_read(&base_reference, !in_place)?;
     let rebased = rebase(&source, &new_base, args.force)
         .with_context(|| format!("cannot rebase {reference} onto {}", args.base))?;
-    write_image(&target, &rebased.image, &rebased.blobs, &[])
+    let bytes_uploaded = write_image(&target, &rebased.image, &rebased.blobs, &[])
         .with_context(|| format!("cannot write {target}"))?;
 
     let old_base = format!("{}@{}", rebased.old_base.name, rebased.old_base.digest);
@@ -73,7 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         old_base,
         new_base,
         layers_reused: rebased.layers_reused,
-        bytes_uploaded: 0,
+        bytes_uploaded,
         seconds: start.elapsed().as_secs_f64(),
     };
     if args.json {

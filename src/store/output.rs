@@ -43,13 +43,15 @@ pub fn check_writable(target: &Reference) -> Result<(), StoreError> {
     }
 }
 
-/// Writes `image` to `target` under its tag and every one of `extra_tags`.
+/// Writes `image` to `target` under its tag and every one of `extra_tags`; returns the
+/// bytes uploaded to a registry (0 for local targets).
 pub fn write_image(
     target: &Reference,
     image: &Assembled,
     blobs: &[BlobSource],
     extra_tags: &[String],
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
+    check_writable(target)?;
     match target {
         Reference::Oci {
             dir,
@@ -59,7 +61,7 @@ pub fn write_image(
             let tag = tag.clone().unwrap_or_else(|| "latest".to_owned());
             let mut tags = vec![tag];
             tags.extend(extra_tags.iter().cloned());
-            write_layout(dir, image, blobs, &tags)
+            write_layout(dir, image, blobs, &tags).map(|()| 0)
         }
         Reference::DockerArchive { file, name } => {
             let mut names = Vec::new();
@@ -70,7 +72,7 @@ pub fn write_image(
                 names.push(name.clone());
                 names.extend(extra_tags.iter().map(|tag| format!("{repo}:{tag}")));
             }
-            super::archive::write_archive(file, &names, image, blobs)
+            super::archive::write_archive(file, &names, image, blobs).map(|()| 0)
         }
         Reference::Registry {
             host,

@@ -14,14 +14,15 @@ use crate::image::assemble::Assembled;
 use crate::image::spec::MEDIA_TYPE_MANIFEST;
 use crate::store::output::BlobSource;
 
-/// Pushes `image` to `repository` on `host` under every one of `tags`.
+/// Pushes `image` to `repository` on `host` under every one of `tags`; returns how many
+/// bytes were uploaded (blobs sent, not found or mounted, plus the manifests).
 pub fn push(
     host: &str,
     repository: &str,
     tags: &[String],
     image: &Assembled,
     blobs: &[BlobSource],
-) -> Result<(), RegistryError> {
+) -> Result<u64, RegistryError> {
     let mut scopes = vec![format!("repository:{repository}:pull,push")];
     let sources: BTreeSet<String> = image
         .manifest
@@ -36,6 +37,7 @@ pub fn push(
     info!(image = %name, tags = %tags.join(", "), "pushing");
 
     let mut uploaded = 0;
+    let mut bytes = 0;
     for layer in &image.manifest.layers {
         // A layer of an image pulled without its layers has no file; it must be present
         // or mountable.
@@ -43,15 +45,16 @@ pub fn push(
             Some(blob) if blob.file.is_file() => Payload::File(&blob.file, layer.size),
             _ => Payload::Missing,
         };
-        uploaded += u64::from(push_blob(&mut client, repository, &layer.digest, &payload)?);
+        if push_blob(&mut client, repository, &layer.digest, &payload)? {
+            uploaded += 1;
+            bytes += layer.size;
+        }
     }
     let config = Payload::Bytes(&image.config_bytes);
-    uploaded += u64::from(push_blob(
-        &mut client,
-        repository,
-        &image.config_digest,
-        &config,
-    )?);
+    if push_blob(&mut client, repository, &image.config_digest, &config)? {
+        uploaded += 1;
+        bytes += image.config_bytes.len() as u64;
+    }
 
     // The manifest goes last, so a tag never names an image whose blobs are not all there.
     let media_type = image
@@ -69,6 +72,7 @@ pub fn push(
             true,
         )?;
         check_status(&mut response, "PUT", &url)?;
+        bytes += image.manifest_bytes.len() as u64;
         let named = response
             .headers()
             .get("docker-content-digest")
@@ -82,8 +86,8 @@ pub fn push(
             });
         }
     }
-    info!(image = %name, digest = %image.manifest_digest, blobs_uploaded = uploaded, "pushed");
-    Ok(())
+    info!(image = %name, digest = %image.manifest_digest, blobs_uploaded = uploaded, bytes, "pushed");
+    Ok(bytes)
 }
 
 /// Makes `digest` present in `repository`; true when its bytes were uploaded.
