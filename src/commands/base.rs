@@ -103,7 +103,8 @@ pub struct OutdatedArgs {
 pub struct BuildArgs {
     /// The lock written by `repave base lock`.
     lock: PathBuf,
-    /// Where the image goes: `oci:DIR[:TAG]` or `docker-archive:FILE[:REPO:TAG]`.
+    /// Where the image goes: `oci:DIR[:TAG]`, `docker-archive:FILE[:REPO:TAG]` or
+    /// `docker://HOST/REPO[:TAG]`.
     #[arg(long, value_name = "TARGET", required = true)]
     output: String,
     /// Print one JSON object on stdout.

@@ -32,15 +32,17 @@ pub struct Args {
     /// The app directory.
     #[arg(default_value = ".")]
     dir: PathBuf,
-    /// Where the image goes: `oci:DIR[:TAG]` or `docker-archive:FILE[:REPO:TAG]`.
+    /// Where the image goes: `oci:DIR[:TAG]`, `docker-archive:FILE[:REPO:TAG]` or
+    /// `docker://HOST/REPO[:TAG]`.
     #[arg(
         long,
         default_value = "oci:./repave-image:latest",
         value_name = "TARGET"
     )]
     output: String,
-    /// Build on this image instead of the buildpack's package base: `oci:DIR[:TAG|@sha256:…]`
-    /// or `docker-archive:FILE[:REPO:TAG]`.
+    /// Build on this image instead of the buildpack's package base: `oci:DIR[:TAG|@sha256:…]`,
+    /// `docker-archive:FILE[:REPO:TAG]` or `docker://HOST/REPO@sha256:…` (a registry base by
+    /// tag alone needs REPAVE_ALLOW_BASE_TAG=1).
     #[arg(long, value_name = "BASE")]
     base: Option<String>,
     /// Pin the package base with this lock instead of DIR/repave.lock.

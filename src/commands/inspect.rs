@@ -15,7 +15,8 @@ use crate::store::output::read_image;
 /// Show an image's layers, base, buildpacks, processes, user and labels.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The image: `oci:DIR[:TAG|@sha256:…]` or `docker-archive:FILE[:REPO:TAG]`.
+    /// The image: `oci:DIR[:TAG|@sha256:…]`, `docker-archive:FILE[:REPO:TAG]` or
+    /// `docker://HOST/REPO[:TAG|@sha256:…]`.
     image: String,
     /// Print one JSON object on stdout.
     #[arg(long)]
