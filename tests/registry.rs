@@ -286,6 +286,24 @@ fn basic_auth_credentials_come_from_the_auth_file() {
             .env("HOME", &home),
     ));
     assert_eq!(report["digest"], inspected["Digest"], "{report}");
+
+    // --creds stands in for the auth file, and a wrong one is refused without echoing it.
+    let no_file = temp.path().join("none.json");
+    let with_creds = |creds: &str| {
+        let mut command = repave();
+        command
+            .args(["inspect", "--json", "--creds", creds])
+            .arg(&target)
+            .env("REGISTRY_AUTH_FILE", &no_file)
+            .env("HOME", &home)
+            .env_remove("DOCKER_CONFIG")
+            .env_remove("XDG_RUNTIME_DIR");
+        command
+    };
+    let report = json_stdout(&run_ok(&mut with_creds(&format!("{user}:{password}"))));
+    assert_eq!(report["digest"], inspected["Digest"], "{report}");
+    let refused = run_fails(&mut with_creds("builder:not-the-password"));
+    assert!(!refused.contains("not-the-password"), "{refused}");
 }
 
 #[test]

@@ -27,6 +27,18 @@ pub struct Cli {
     /// Only show warnings and errors on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Registry credentials, `USER:PASSWORD`, used instead of the docker/podman auth files.
+    #[arg(
+        long,
+        global = true,
+        value_name = "USER:PASSWORD",
+        env = "REPAVE_CREDS",
+        hide_env_values = true
+    )]
+    pub creds: Option<String>,
+    /// Speak plain HTTP to this registry host (loopback hosts always are); repeatable.
+    #[arg(long, global = true, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +102,20 @@ pub fn sweep_stale_work(cache: &std::path::Path) {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let creds = match &cli.creds {
+        Some(value) => match value.split_once(':') {
+            Some((user, password)) if !user.is_empty() => {
+                Some((user.to_owned(), password.to_owned()))
+            }
+            // The value is a secret: the message does not repeat it.
+            _ => anyhow::bail!("--creds must be USER:PASSWORD"),
+        },
+        None => None,
+    };
+    crate::store::registry::configure(crate::store::registry::Settings {
+        creds,
+        insecure: cli.insecure_registry.clone(),
+    });
     match cli.command {
         Command::Build(args) => build::run(args),
         Command::Lock(args) => lock::run(args),

@@ -71,6 +71,10 @@ fn auth_files() -> Vec<PathBuf> {
 // Limitation: credential helpers (`credHelpers`, `credsStore`) and identity tokens are not
 // used; only the `auth` field of an `auths` entry is.
 pub fn credentials_for(host: &str) -> Result<Option<Credentials>, RegistryError> {
+    if let Some((user, password)) = super::settings().creds {
+        debug!(host, "credentials from --creds");
+        return Ok(Some(Credentials { user, password }));
+    }
     for path in auth_files() {
         if !path.is_file() {
             continue;

@@ -204,7 +204,8 @@ impl Client {
     }
 }
 
-/// Loopback hosts and those named in [`INSECURE_ENV`] are spoken to over plain HTTP.
+/// Loopback hosts and those named with `--insecure-registry` or in [`INSECURE_ENV`] are
+/// spoken to over plain HTTP.
 pub fn plain_http_allowed(host: &str) -> bool {
     let name = host_name(host);
     let loopback = name == "localhost"
@@ -214,6 +215,10 @@ pub fn plain_http_allowed(host: &str) -> bool {
             .parse::<IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
     loopback
+        || super::settings()
+            .insecure
+            .iter()
+            .any(|entry| entry == host || entry == name)
         || std::env::var(INSECURE_ENV).is_ok_and(|list| {
             list.split(',')
                 .map(str::trim)
@@ -257,5 +262,17 @@ mod tests {
         assert!(plain_http_allowed("[::1]:5000"));
         assert!(!plain_http_allowed("registry.example:5000"));
         assert!(!plain_http_allowed("10.0.0.1:5000"));
+    }
+
+    #[test]
+    fn insecure_registry_hosts_get_plain_http() {
+        super::super::configure(super::super::Settings {
+            creds: None,
+            insecure: vec!["registry.internal:5000".to_owned(), "mirror.internal".to_owned()],
+        });
+        assert!(plain_http_allowed("registry.internal:5000"));
+        assert!(plain_http_allowed("mirror.internal:443"));
+        assert!(!plain_http_allowed("registry.internal:6000"));
+        assert!(!plain_http_allowed("other.internal:5000"));
     }
 }

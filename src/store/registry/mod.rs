@@ -25,6 +25,27 @@ use crate::store::output::SourceImage;
 use client::{Client, Payload};
 
 pub use client::INSECURE_ENV;
+
+/// What the command line says about registries, for the whole process: set once by the
+/// CLI before any registry is spoken to.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// `--creds USER:PASSWORD`: used for every registry, before the auth files.
+    pub creds: Option<(String, String)>,
+    /// `--insecure-registry HOST`: hosts spoken to over plain HTTP besides loopback ones.
+    pub insecure: Vec<String>,
+}
+
+static SETTINGS: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
+
+/// Sets the process's registry settings; a second call is ignored.
+pub fn configure(settings: Settings) {
+    let _ = SETTINGS.set(settings);
+}
+
+fn settings() -> Settings {
+    SETTINGS.get().cloned().unwrap_or_default()
+}
 pub use push::push;
 
 /// Manifests above this size are refused rather than read into memory.
