@@ -1032,6 +1032,34 @@ fn docker_archive_output_is_read_by_skopeo_and_runs() {
         .collect();
     assert_eq!(layers, diff_ids);
 
+    // podman loads it into its own store (vfs needs no container runtime).
+    let store = temp.path().join("podman");
+    let podman = || {
+        let mut command = Command::new(require_tool("podman", "podman"));
+        command
+            .args(["--storage-driver", "vfs", "--root"])
+            .arg(store.join("root"))
+            .arg("--runroot")
+            .arg(store.join("run"));
+        command
+    };
+    let loaded = run_ok(podman().arg("load").arg("-i").arg(&archive));
+    let said = text(&loaded.stdout) + &text(&loaded.stderr);
+    assert!(said.contains("example/app:v1"), "{said}");
+    let images = text(
+        &run_ok(podman().args(["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"])).stdout,
+    );
+    // podman names an image by its config digest: the loaded image is the one built.
+    let config_hex = built["config_digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    let expected = format!("localhost/example/app:v1 {}", &config_hex[..12]);
+    assert!(
+        images.lines().any(|l| l.trim() == expected),
+        "want `{expected}` in:\n{images}"
+    );
+
     let copied = temp.path().join("copied");
     run_ok(
         Command::new(require_tool("skopeo", "skopeo"))

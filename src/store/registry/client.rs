@@ -268,7 +268,10 @@ mod tests {
     fn insecure_registry_hosts_get_plain_http() {
         super::super::configure(super::super::Settings {
             creds: None,
-            insecure: vec!["registry.internal:5000".to_owned(), "mirror.internal".to_owned()],
+            insecure: vec![
+                "registry.internal:5000".to_owned(),
+                "mirror.internal".to_owned(),
+            ],
         });
         assert!(plain_http_allowed("registry.internal:5000"));
         assert!(plain_http_allowed("mirror.internal:443"));
