@@ -539,19 +539,55 @@ fn indexes_and_docker_manifests_are_pulled() {
 /// The result is the image a fresh build on the new base gives, and it runs.
 #[test]
 fn rebase_in_a_registry_uploads_only_config_and_manifest() {
+    rebase_in_a_registry(
+        "go",
+        "static",
+        r#""ca-certificates", "tzdata", "netbase", "base-files""#,
+        r#""openssl", "debconf", "awk""#,
+        "hello from go",
+    );
+}
+
+/// The same for the Python (Flask + gunicorn) fixture on the `python` package base.
+#[test]
+fn rebase_of_a_python_image_in_a_registry_uploads_only_config_and_manifest() {
+    rebase_in_a_registry(
+        "python-flask",
+        "python",
+        r#""python3", "ca-certificates", "tzdata", "netbase", "base-files""#,
+        r#""dpkg", "openssl", "debconf", "awk""#,
+        "hello from flask",
+    );
+}
+
+/// Builds `fixture` on its locked base A, pushes both, then rebases the pushed image onto
+/// base B (A's packages plus `hicolor-icon-theme`, a data-only package in neither closure)
+/// in the registry and checks what went over the wire.
+fn rebase_in_a_registry(
+    fixture_name: &str,
+    base: &str,
+    packages: &str,
+    exclude: &str,
+    answer: &str,
+) {
     let registry = Registry::start(Auth::Anonymous);
     let temp = tempfile::tempdir().expect("temp dir");
-    let app = locked_go_app(temp.path());
+    let app = temp.path().join("app");
+    copy_variant(&fixture(fixture_name), &app, &Variant::plain());
+    run_ok(repave().arg("lock").arg(&app));
 
     // Base B is base A (the app's lock) plus one package.
     let lock_a = fs::read_to_string(app.join("repave.lock")).expect("lock");
-    assert!(lock_a.contains("name = \"static\""), "{lock_a}");
+    assert!(!lock_a.contains("hicolor-icon-theme"), "the added package must be new");
+    assert!(lock_a.contains(&format!("name = \"{base}\"")), "{lock_a}");
     let def_b = temp.path().join("b.toml");
     fs::write(
         &def_b,
-        "name = \"static\"\nsuite = \"bookworm\"\ncomponents = [\"main\"]\narchitecture = \"amd64\"\n\
-         packages = [\"ca-certificates\", \"tzdata\", \"netbase\", \"base-files\", \"media-types\"]\n\
-         exclude = [\"openssl\", \"debconf\", \"awk\"]\n",
+        format!(
+            "name = \"{base}\"\nsuite = \"bookworm\"\ncomponents = [\"main\"]\n\
+             architecture = \"amd64\"\npackages = [{packages}, \"hicolor-icon-theme\"]\n\
+             exclude = [{exclude}]\n"
+        ),
     )
     .expect("definition");
     let lock_b = temp.path().join("b.lock");
@@ -563,7 +599,7 @@ fn rebase_in_a_registry_uploads_only_config_and_manifest() {
             .arg(&lock_b),
     );
     let pushed_base = |lock: &Path, tag: &str| -> String {
-        let tagged = registry.reference(&format!("bases/static:{tag}"));
+        let tagged = registry.reference(&format!("bases/{base}:{tag}"));
         run_ok(
             repave()
                 .args(["base", "build"])
@@ -574,7 +610,7 @@ fn rebase_in_a_registry_uploads_only_config_and_manifest() {
             .as_str()
             .expect("digest")
             .to_owned();
-        registry.reference(&format!("bases/static@{digest}"))
+        registry.reference(&format!("bases/{base}@{digest}"))
     };
     let base_a = pushed_base(&app.join("repave.lock"), "a");
     let base_b = pushed_base(&lock_b, "b");
@@ -657,5 +693,5 @@ fn rebase_in_a_registry_uploads_only_config_and_manifest() {
     );
     let bundle = umoci_unpack(&copied, "app", &temp.path().join("bundle"));
     let (status, body) = run_image(&bundle).get("/");
-    assert_eq!((status, body.trim()), (200, "hello from go"));
+    assert_eq!((status, body.trim()), (200, answer));
 }
