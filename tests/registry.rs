@@ -578,7 +578,10 @@ fn rebase_in_a_registry(
 
     // Base B is base A (the app's lock) plus one package.
     let lock_a = fs::read_to_string(app.join("repave.lock")).expect("lock");
-    assert!(!lock_a.contains("hicolor-icon-theme"), "the added package must be new");
+    assert!(
+        !lock_a.contains("hicolor-icon-theme"),
+        "the added package must be new"
+    );
     assert!(lock_a.contains(&format!("name = \"{base}\"")), "{lock_a}");
     let def_b = temp.path().join("b.toml");
     fs::write(
