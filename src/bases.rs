@@ -173,17 +173,21 @@ pub const ALLOW_BASE_TAG_ENV: &str = "REPAVE_ALLOW_BASE_TAG";
 
 /// An image base named by `reference`. A registry base named by tag alone is refused
 /// unless [`ALLOW_BASE_TAG_ENV`] opts in, since the tag may move between builds.
-pub fn image_base(reference: &Reference) -> anyhow::Result<Base> {
-    image_base_read(reference, true)
+pub fn image_base(reference: &Reference, allow_tag: bool) -> anyhow::Result<Base> {
+    image_base_read(reference, true, allow_tag)
 }
 
 /// Like [`image_base`]; without `layers`, a registry base's layers stay in the registry
 /// (for a rebase whose result goes back to the same registry, where they are mounted).
-pub fn image_base_read(reference: &Reference, layers: bool) -> anyhow::Result<Base> {
+pub fn image_base_read(
+    reference: &Reference,
+    layers: bool,
+    allow_tag: bool,
+) -> anyhow::Result<Base> {
     if let Reference::Registry { digest: None, .. } = reference {
-        if std::env::var(ALLOW_BASE_TAG_ENV).as_deref() != Ok("1") {
+        if !allow_tag && std::env::var(ALLOW_BASE_TAG_ENV).as_deref() != Ok("1") {
             anyhow::bail!(
-                "base `{reference}` is named by tag alone, which can move: pin it by digest (`docker://HOST/REPO@sha256:…`, `skopeo inspect` prints it) or set {ALLOW_BASE_TAG_ENV}=1 to use what the tag names now"
+                "base `{reference}` is named by tag alone, which can move: pin it by digest (`docker://HOST/REPO@sha256:…`, `skopeo inspect` prints it) or pass --allow-base-tag (or set {ALLOW_BASE_TAG_ENV}=1) to use what the tag names now"
             );
         }
     }
@@ -212,15 +216,17 @@ pub fn image_base_read(reference: &Reference, layers: bool) -> anyhow::Result<Ba
                 .cloned()
         })
         .unwrap_or_else(|| "base".to_owned());
-    let packages = labels
-        .get(LABEL_PACKAGES)
-        .map(|list| {
-            list.split(',')
-                .filter_map(|p| p.split_once('='))
-                .map(|(n, v)| (n.to_owned(), v.to_owned()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let packages = match labels.get(LABEL_PACKAGES) {
+        Some(list) => list
+            .split(',')
+            .filter_map(|p| p.split_once('='))
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect(),
+        // A base not built by repave: its dpkg status entries say what it holds.
+        None if layers => crate::store::archive::dpkg_packages(&image)
+            .with_context(|| format!("cannot read the dpkg status of base {reference}"))?,
+        None => Vec::new(),
+    };
     Ok(Base {
         name,
         image,

@@ -286,3 +286,40 @@ fn rebase_refuses_images_without_a_usable_base_record() {
     let err = rebase_fails(&forged, &base_a);
     assert!(err.contains("not a prefix"), "{err}");
 }
+
+/// A base not built by repave carries no package label: the package set recorded for a
+/// rebase (the "same base, patched" check) comes from its dpkg status entries.
+#[test]
+fn a_foreign_base_records_its_packages_from_dpkg_status() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let base_a = base(temp.path(), "a", "");
+    let unlabelled = |config: &mut ImageConfig| {
+        if let Some(labels) = config.config.labels.as_mut() {
+            labels.retain(|key, _| !key.starts_with("io.repave."));
+        }
+    };
+    let foreign = derived_base(&base_a, &temp.path().join("foreign"), unlabelled, &[]);
+    let app = go_app(temp.path());
+    let layout = temp.path().join("image");
+    build(&app, &foreign, &layout);
+
+    let config = skopeo_config(&layout, "app");
+    let record: Value = serde_json::from_str(
+        config["config"]["Labels"]["io.repave.base"]
+            .as_str()
+            .expect("base record"),
+    )
+    .expect("record JSON");
+    let packages: Vec<&str> = record["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for name in ["base-files", "ca-certificates", "netbase", "tzdata"] {
+        assert!(
+            packages.iter().any(|p| p.starts_with(&format!("{name}="))),
+            "{name} missing from {packages:?}"
+        );
+    }
+}

@@ -92,7 +92,7 @@ fn build_pushes_pulls_and_mounts_against_a_real_registry() {
             .env_remove("REPAVE_ALLOW_BASE_TAG"),
     );
     assert!(
-        refused.contains("pin it by digest") && refused.contains("REPAVE_ALLOW_BASE_TAG=1"),
+        refused.contains("pin it by digest") && refused.contains("--allow-base-tag"),
         "{refused}"
     );
 
@@ -206,9 +206,15 @@ fn build_pushes_pulls_and_mounts_against_a_real_registry() {
         repave()
             .arg("build")
             .arg(&app)
-            .args(["--base", &base_tagged, "--json", "--output"])
+            .args([
+                "--base",
+                &base_tagged,
+                "--allow-base-tag",
+                "--json",
+                "--output",
+            ])
             .arg(format!("oci:{}:app", temp.path().join("by-tag").display()))
-            .env("REPAVE_ALLOW_BASE_TAG", "1"),
+            .env_remove("REPAVE_ALLOW_BASE_TAG"),
     ));
     assert_eq!(by_tag["base"]["digest"], base_digest.as_str(), "{by_tag}");
     assert_eq!(by_tag["digest"], digest.as_str(), "{by_tag}");

@@ -63,6 +63,10 @@ pub struct Args {
     /// An extra buildpack directory, tried before the built-in ones (repeatable).
     #[arg(long, value_name = "DIR")]
     buildpack: Vec<PathBuf>,
+    /// Accept a registry base named by tag alone (it is resolved to a digest now and that
+    /// digest is recorded); without it such a base is refused, since a tag can move.
+    #[arg(long)]
+    allow_base_tag: bool,
     /// Print one JSON object on stdout; buildpack output goes to stderr.
     #[arg(long)]
     json: bool,
@@ -117,7 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
 
     let base = match &args.base {
-        Some(reference) => bases::image_base(&Reference::parse(reference)?)?,
+        Some(reference) => bases::image_base(&Reference::parse(reference)?, args.allow_base_tag)?,
         None => {
             let lock = match &args.base_lock {
                 Some(path) => Lock::load(path)?,

@@ -29,6 +29,10 @@ pub struct Args {
     /// other packages or repository, other platform).
     #[arg(long)]
     force: bool,
+    /// Accept a registry base named by tag alone (it is resolved to a digest now and that
+    /// digest is recorded); without it such a base is refused, since a tag can move.
+    #[arg(long)]
+    allow_base_tag: bool,
     /// Print one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -74,7 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         read_image(&reference)
     }
     .with_context(|| format!("cannot read {reference}"))?;
-    let new_base = bases::image_base_read(&base_reference, !in_place)?;
+    let new_base = bases::image_base_read(&base_reference, !in_place, args.allow_base_tag)?;
     let rebased = rebase(&source, &new_base, args.force)
         .with_context(|| format!("cannot rebase {reference} onto {}", args.base))?;
     let bytes_uploaded = write_image(&target, &rebased.image, &rebased.blobs, &[])

@@ -259,3 +259,41 @@ fn media_type_of(path: &Path) -> io::Result<&'static str> {
         _ => MEDIA_TYPE_LAYER_TAR,
     })
 }
+
+/// The Debian packages an image holds, as `(name, version)` sorted by name, from the dpkg
+/// status entries of its layers (`var/lib/dpkg/status.d/*`, as distroless writes them, and
+/// `var/lib/dpkg/status`); empty for an image without dpkg data.
+// Limitation: whiteouts are not applied, so a package whose entry a later layer deletes is
+// still listed.
+pub fn dpkg_packages(image: &SourceImage) -> io::Result<Vec<(String, String)>> {
+    let mut found = std::collections::BTreeMap::new();
+    for (blob, descriptor) in image.layer_files().iter().zip(&image.image.manifest.layers) {
+        let mut archive = tar::Archive::new(Reader::open(&blob.file, &descriptor.media_type)?);
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            let path = entry.path_bytes().into_owned();
+            let path = path.strip_prefix(b"./").unwrap_or(&path);
+            let status = path == b"var/lib/dpkg/status"
+                || (path.starts_with(b"var/lib/dpkg/status.d/") && !path.ends_with(b".md5sums"));
+            if !status || !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let mut text = String::new();
+            entry.read_to_string(&mut text)?;
+            for stanza in text.split("\n\n") {
+                let field = |name: &str| {
+                    stanza
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+                };
+                let installed = field("Status:").is_none_or(|s| s.ends_with(" installed"));
+                if let (Some(name), Some(version), true) =
+                    (field("Package:"), field("Version:"), installed)
+                {
+                    found.insert(name, version);
+                }
+            }
+        }
+    }
+    Ok(found.into_iter().collect())
+}
