@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::bases::Base;
+use crate::bases::{Base, LABEL_PACKAGES};
 use crate::digest::Digest;
 use crate::export::base_record;
 use crate::image::assemble::{base_history, Assembled};
@@ -182,8 +182,8 @@ fn check_record(
 }
 
 /// The new base must run where the image ran and be the same base, patched: the same
-/// distro release, and every package the old one had (a package base) or the same name (an
-/// image base).
+/// distro release, and every package the old one had (a package base) or the same
+/// repository (any other image base).
 fn check_same_base(
     old: &BaseRecord,
     image: &ImageConfig,
@@ -228,7 +228,11 @@ fn check_same_base(
             return Err(err);
         }
     }
-    if old.packages.is_empty() {
+    // A package base (built by repave from a lock) is the same base when it holds every
+    // package the old one held; any other image base when it comes from the same repository.
+    let package_base =
+        old.labels.iter().any(|key| key == LABEL_PACKAGES) && !old.packages.is_empty();
+    if !package_base {
         if old.name != new.name {
             return Err(RebaseError::OtherBase {
                 old: old.name.clone(),
